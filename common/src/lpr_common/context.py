@@ -1,0 +1,114 @@
+"""The signed request context: who is asking, for which agency, purpose and case.
+
+The gateway mints a context for every request it forwards and signs it with its Ed25519
+key; every service verifies the signature and refuses a request without a valid one. The
+context is bound to the HTTP method and path it was minted for and expires quickly, so a
+captured header cannot be replayed against another endpoint.
+
+Wire format of the ``X-LPR-Context`` header: ``base64url(payload JSON) "." base64url(signature)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+from uuid import UUID, uuid4
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from fastapi import Depends, Request
+from pydantic import BaseModel, Field, ValidationError
+
+from lpr_common.errors import Unauthenticated
+
+CONTEXT_HEADER = "X-LPR-Context"
+CONTEXT_KEY_NAME = "context_ed25519"
+
+SubjectKind = Literal["user", "partner", "camera", "service"]
+
+
+class RequestContext(BaseModel):
+    """Who is calling and why, as decided by the gateway."""
+
+    request_id: UUID = Field(default_factory=uuid4)
+    subject_kind: SubjectKind
+    subject_id: str
+    subject_name: str | None = None
+    agency: str
+    roles: list[str] = Field(default_factory=list)
+    purpose: str | None = None
+    case_number: str | None = None
+    mou_id: str | None = None
+    camera_id: str | None = None
+    deployment_id: str | None = None
+    method: str
+    path: str
+    issued_at: datetime
+
+    def is_external(self, owning_agency: str) -> bool:
+        """True when the caller belongs to another agency than the data's owner."""
+        return self.agency != owning_agency
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class ContextSigner:
+    """Signs request contexts (gateway side)."""
+
+    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+        self._key = private_key
+
+    def sign(self, context: RequestContext) -> str:
+        """Return the header value carrying ``context``."""
+        payload = json.dumps(
+            context.model_dump(mode="json"), separators=(",", ":"), sort_keys=True
+        ).encode()
+        return f"{_b64(payload)}.{_b64(self._key.sign(payload))}"
+
+
+class ContextVerifier:
+    """Verifies request contexts (service side)."""
+
+    def __init__(self, public_key: Ed25519PublicKey, *, max_age: timedelta) -> None:
+        self._key = public_key
+        self._max_age = max_age
+
+    def verify(self, header: str | None, *, method: str, path: str) -> RequestContext:
+        """Return the context if the header is authentic, fresh and minted for this request."""
+        if not header:
+            raise Unauthenticated("missing signed request context; call through the gateway")
+        try:
+            payload_b64, signature_b64 = header.split(".", 1)
+            payload = _unb64(payload_b64)
+            self._key.verify(_unb64(signature_b64), payload)
+            context = RequestContext.model_validate_json(payload)
+        except (ValueError, binascii.Error, InvalidSignature, ValidationError):
+            raise Unauthenticated("invalid signed request context")
+        age = datetime.now(UTC) - context.issued_at
+        if age > self._max_age or age < -timedelta(seconds=30):
+            raise Unauthenticated("expired signed request context")
+        if context.method != method.upper() or context.path != path:
+            raise Unauthenticated("signed request context was minted for another request")
+        return context
+
+
+async def verified_context(request: Request) -> RequestContext:
+    """FastAPI dependency: the verified context of this request, or 401."""
+    verifier: ContextVerifier = request.app.state.context_verifier
+    context = verifier.verify(
+        request.headers.get(CONTEXT_HEADER), method=request.method, path=request.url.path
+    )
+    request.state.context = context
+    return context
+
+
+ContextDep = Annotated[RequestContext, Depends(verified_context)]

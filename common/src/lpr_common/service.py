@@ -1,0 +1,146 @@
+"""The frame of every service: lifespan, health and readiness, errors, telemetry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from lpr_common.context import CONTEXT_KEY_NAME, ContextVerifier
+from lpr_common.db import build_engine, build_sessionmaker, check_database
+from lpr_common.errors import PROBLEM_RESPONSES, LprError, install_problem_handlers
+from lpr_common.http import build_client
+from lpr_common.keys import load_or_create_ed25519
+from lpr_common.settings import LprSettings
+from lpr_common.telemetry import instrument_app, instrument_engine, setup_tracing
+
+_logger = logging.getLogger(__name__)
+
+LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+class Health(BaseModel):
+    """Liveness or readiness answer."""
+
+    status: str
+    service: str
+    checks: dict[str, str] = {}
+
+
+def context_verifier(settings: LprSettings) -> ContextVerifier:
+    """Build the verifier from the gateway's context key in the keys directory."""
+    key = load_or_create_ed25519(settings.keys_dir, CONTEXT_KEY_NAME)
+    return ContextVerifier(key.public_key(), max_age=timedelta(seconds=settings.context_max_age_s))
+
+
+def peer_url(settings: LprSettings, peer: str) -> str:
+    """Base URL of a peer service by its short name (gateway, recognition, hotlist, audit)."""
+    url: str = getattr(settings, f"{peer}_url")
+    return url
+
+
+async def _check_peer(client: httpx.AsyncClient) -> str:
+    try:
+        response = await client.get("/healthz", timeout=2.0)
+    except httpx.HTTPError as exc:
+        return f"unreachable: {type(exc).__name__}"
+    return "ok" if response.status_code == 200 else f"status {response.status_code}"
+
+
+def create_service_app(
+    *,
+    name: str,
+    title: str,
+    description: str,
+    settings: LprSettings,
+    routers: Sequence[APIRouter] = (),
+    peers: Sequence[str] = (),
+    lifespan_hooks: Sequence[LifespanHook] = (),
+    readiness_checks: Sequence[Callable[[FastAPI], Any]] = (),
+    openapi_tags: list[dict[str, Any]] | None = None,
+) -> FastAPI:
+    """Build a service app: engine, peers and hooks opened in the lifespan, closed after.
+
+    Args:
+        name: short service name (also the OpenTelemetry service name).
+        title: OpenAPI title.
+        description: OpenAPI description.
+        settings: the service's settings.
+        routers: the domain routers.
+        peers: peer services this one calls; their clients land in ``app.state.peers``
+            and their health is part of readiness.
+        lifespan_hooks: extra async context managers entered after the engine is built.
+        readiness_checks: async callables raising :class:`LprError` when not ready.
+        openapi_tags: OpenAPI tag descriptions.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        provider = setup_tracing(
+            f"lpr-{name}", otlp_endpoint=settings.otlp_endpoint, console=settings.otel_console
+        )
+        instrument_app(app, provider)
+        engine = build_engine(settings.database_url, pool_size=settings.database_pool_size)
+        instrument_engine(engine, provider)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = build_sessionmaker(engine)
+        app.state.context_verifier = context_verifier(settings)
+        app.state.peers = {peer: build_client(peer_url(settings, peer)) for peer in peers}
+        async with AsyncExitStack() as stack:
+            for peer_client in app.state.peers.values():
+                stack.push_async_callback(peer_client.aclose)
+            stack.push_async_callback(engine.dispose)
+            for hook in lifespan_hooks:
+                await stack.enter_async_context(hook(app))
+            yield
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="0.1.0",
+        lifespan=lifespan,
+        responses=PROBLEM_RESPONSES,
+        openapi_tags=openapi_tags,
+    )
+    install_problem_handlers(app)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> Health:
+        """Report that the process is alive."""
+        return Health(status="alive", service=name)
+
+    @app.get("/readyz", tags=["health"], response_model=Health)
+    async def readyz(request: Request) -> JSONResponse:
+        """Report whether the database and the peers this service needs answer."""
+        checks: dict[str, str] = {}
+        try:
+            await check_database(request.app.state.engine)
+            checks["database"] = "ok"
+        except LprError as exc:
+            checks["database"] = exc.detail or "unavailable"
+        peer_clients: dict[str, httpx.AsyncClient] = request.app.state.peers
+        results = await asyncio.gather(*(_check_peer(c) for c in peer_clients.values()))
+        checks.update(dict(zip(peer_clients, results, strict=True)))
+        for check in readiness_checks:
+            check_name = getattr(check, "__name__", "check")
+            try:
+                await check(request.app)
+                checks[check_name] = "ok"
+            except LprError as exc:
+                checks[check_name] = exc.detail or "not ready"
+        ready = all(value == "ok" for value in checks.values())
+        body = Health(status="ready" if ready else "not ready", service=name, checks=checks)
+        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+    for router in routers:
+        app.include_router(router)
+    return app

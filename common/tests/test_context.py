@@ -1,0 +1,78 @@
+"""The signed request context: authentic, fresh and bound to one request, or refused."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from lpr_common.context import ContextSigner, ContextVerifier, RequestContext
+from lpr_common.errors import Unauthenticated
+from lpr_common.keys import load_or_create_ed25519
+
+
+def make_context(**overrides: object) -> RequestContext:
+    values: dict[str, object] = {
+        "subject_kind": "user",
+        "subject_id": "officer-1",
+        "agency": "CA0010000",
+        "roles": ["officer"],
+        "purpose": "stolen-vehicle",
+        "case_number": "2026-000123",
+        "method": "POST",
+        "path": "/v1/reads/search",
+        "issued_at": datetime.now(UTC),
+    }
+    values.update(overrides)
+    return RequestContext.model_validate(values)
+
+
+@pytest.fixture
+def key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def verifier_for(key: Ed25519PrivateKey) -> ContextVerifier:
+    return ContextVerifier(key.public_key(), max_age=timedelta(seconds=60))
+
+
+def test_round_trip_keeps_every_field(key: Ed25519PrivateKey) -> None:
+    context = make_context()
+    header = ContextSigner(key).sign(context)
+    assert verifier_for(key).verify(header, method="POST", path="/v1/reads/search") == context
+
+
+def test_tampered_payload_is_refused(key: Ed25519PrivateKey) -> None:
+    header = ContextSigner(key).sign(make_context())
+    forged = ContextSigner(Ed25519PrivateKey.generate()).sign(make_context(roles=["administrator"]))
+    spliced = forged.split(".")[0] + "." + header.split(".")[1]
+    with pytest.raises(Unauthenticated, match="invalid"):
+        verifier_for(key).verify(spliced, method="POST", path="/v1/reads/search")
+
+
+def test_context_from_another_key_is_refused(key: Ed25519PrivateKey) -> None:
+    header = ContextSigner(Ed25519PrivateKey.generate()).sign(make_context())
+    with pytest.raises(Unauthenticated):
+        verifier_for(key).verify(header, method="POST", path="/v1/reads/search")
+
+
+def test_missing_expired_and_replayed_contexts_are_refused(key: Ed25519PrivateKey) -> None:
+    verifier = verifier_for(key)
+    with pytest.raises(Unauthenticated, match="missing"):
+        verifier.verify(None, method="GET", path="/")
+    old = ContextSigner(key).sign(make_context(issued_at=datetime.now(UTC) - timedelta(minutes=5)))
+    with pytest.raises(Unauthenticated, match="expired"):
+        verifier.verify(old, method="POST", path="/v1/reads/search")
+    header = ContextSigner(key).sign(make_context())
+    with pytest.raises(Unauthenticated, match="another request"):
+        verifier.verify(header, method="DELETE", path="/v1/hotlists/1")
+
+
+def test_keys_are_generated_once_and_private(tmp_path: Path) -> None:
+    first = load_or_create_ed25519(tmp_path / "keys", "context_ed25519")
+    second = load_or_create_ed25519(tmp_path / "keys", "context_ed25519")
+    assert first.public_key() == second.public_key()
+    assert (tmp_path / "keys" / "context_ed25519.pem").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "keys").stat().st_mode & 0o777 == 0o700

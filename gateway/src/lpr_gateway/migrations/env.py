@@ -1,0 +1,7 @@
+"""Alembic environment of the gateway (async, schema ``gateway``)."""
+
+from lpr_common.db import service_metadata
+from lpr_common.migrations import run_env
+from lpr_gateway.settings import SCHEMA
+
+run_env(service_metadata(SCHEMA))

@@ -1,0 +1,1 @@
+"""lprctl: run, inspect and administer the LPR platform on one machine."""

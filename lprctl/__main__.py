@@ -1,0 +1,5 @@
+"""``python -m lprctl``."""
+
+from lprctl.main import main
+
+main()

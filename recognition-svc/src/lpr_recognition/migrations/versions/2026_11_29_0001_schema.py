@@ -1,0 +1,23 @@
+"""Create the recognition schema.
+
+Revision ID: recognition_0001
+Revises:
+Create Date: 2026-11-29
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "recognition_0001"
+down_revision: str | None = None
+branch_labels: Sequence[str] | None = None
+depends_on: Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.execute('CREATE SCHEMA IF NOT EXISTS "recognition"')
+
+
+def downgrade() -> None:
+    op.execute('DROP SCHEMA IF EXISTS "recognition" CASCADE')
