@@ -1,0 +1,353 @@
+"""What every hot-list importer produces, and the pieces they share.
+
+An importer turns a whole file (bytes) into :class:`ImportResult`: the entries it could
+read and one :class:`Rejection` per line it could not, with the line number and reason. A
+bad line never raises; a file that is not of the format at all raises
+:class:`MalformedFile`, so that an import changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Final, Protocol
+
+from lpr_common.plates import (
+    InvalidPattern,
+    InvalidPlate,
+    is_pattern,
+    is_valid_state,
+    normalize_plate,
+    parse_pattern,
+)
+
+NCIC_LIST_CODES: Final[Mapping[str, str]] = {
+    "A": "AMBER alert",
+    "F": "felony",
+    "W": "wanted",
+    "V": "stolen vehicle",
+    "P": "stolen plate",
+    "M": "missing person",
+    "C": "supervised release",
+    "H": "protection order",
+    "K": "protective interest",
+    "L": "violent person",
+    "R": "Canadian stolen",
+    "T": "gang/terrorist",
+    "X": "sex offender",
+}
+"""NCIC list codes (first column of the NCIC extract) and what each means."""
+
+EntryKey = tuple[str | None, str | None, str | None]
+"""``(plate, state, pattern)``: what makes two entries of one list the same entry."""
+
+
+class MalformedFile(ValueError):
+    """The file as a whole cannot be read in the chosen format; nothing was imported.
+
+    Attributes:
+        reason: Why, in words.
+        rejections: Line rejections gathered before giving up (may be empty).
+    """
+
+    def __init__(self, reason: str, rejections: Iterable[Rejection] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.rejections = tuple(rejections)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A line that was not imported.
+
+    Attributes:
+        line: 1-based line number in the file.
+        reason: Why, naming the field.
+    """
+
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedEntry:
+    """One hot-list entry read from a file. Plates are normalised, states uppercase.
+
+    Exactly one of ``plate`` and ``pattern`` is set.
+    """
+
+    line: int
+    plate: str | None
+    state: str | None = None
+    pattern: str | None = None
+    list_code: str | None = None
+    reason: str | None = None
+    ncic_number: str | None = None
+    case_number: str | None = None
+    originating_agency: str | None = None
+    plate_type: str | None = None
+    plate_year: int | None = None
+    vehicle_year: int | None = None
+    vehicle_make: str | None = None
+    vehicle_model: str | None = None
+    vehicle_style: str | None = None
+    vehicle_colour: str | None = None
+    effective_date: date | None = None
+    expiry_date: date | None = None
+    annotations: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def key(self) -> EntryKey:
+        """``(plate, state, pattern)``, the identity used by :func:`diff`."""
+        return (self.plate, self.state, self.pattern)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What an importer read from one file.
+
+    Attributes:
+        format: The format name (``ncic``, ``csv``, ``genetec_delimited``, ``genetec_fixed``).
+        entries: Entries read, in file order.
+        rejections: Lines refused, in file order.
+    """
+
+    format: str
+    entries: tuple[ImportedEntry, ...]
+    rejections: tuple[Rejection, ...]
+
+
+class LineError(ValueError):
+    """Raised inside an importer for one bad line; becomes a :class:`Rejection`."""
+
+
+class _Keyed(Protocol):
+    @property
+    def plate(self) -> str | None: ...
+    @property
+    def state(self) -> str | None: ...
+    @property
+    def pattern(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EntryDiff:
+    """How a new version of a list differs from the old, keyed on (plate, state, pattern).
+
+    Attributes:
+        added: Keys only in the new version.
+        removed: Keys only in the old version.
+        unchanged: Keys in both.
+    """
+
+    added: frozenset[EntryKey]
+    removed: frozenset[EntryKey]
+    unchanged: frozenset[EntryKey]
+
+    @property
+    def added_count(self) -> int:
+        """How many entries the new version adds."""
+        return len(self.added)
+
+    @property
+    def removed_count(self) -> int:
+        """How many entries the new version removes."""
+        return len(self.removed)
+
+    @property
+    def unchanged_count(self) -> int:
+        """How many entries are in both versions."""
+        return len(self.unchanged)
+
+
+def diff(old_entries: Iterable[_Keyed], new_entries: Iterable[_Keyed]) -> EntryDiff:
+    """Compare two versions of a list by ``(plate, state, pattern)``; duplicates count once."""
+    old = {(e.plate, e.state, e.pattern) for e in old_entries}
+    new = {(e.plate, e.state, e.pattern) for e in new_entries}
+    return EntryDiff(
+        added=frozenset(new - old), removed=frozenset(old - new), unchanged=frozenset(old & new)
+    )
+
+
+def decode_lines(data: bytes, *, encoding: str) -> list[str]:
+    """Decode a file into lines without their line endings.
+
+    Raises:
+        MalformedFile: If the bytes are binary or not valid text in ``encoding``.
+    """
+    if b"\x00" in data:
+        raise MalformedFile("file is binary (contains NUL bytes), not a text hot list")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise MalformedFile(
+            f"file is not valid {encoding} text (byte {error.start} cannot be decoded)"
+        )
+    except LookupError:
+        raise MalformedFile(f"unknown text encoding {encoding!r}")
+    # A UTF-8 byte order mark survives a plain "utf-8" decode; it is not data.
+    return text.removeprefix("\ufeff").splitlines()
+
+
+_DATE_FORMATS: Final = ("%Y-%m-%d", "%Y%m%d", "%m/%d/%Y", "%Y/%m/%d")
+
+
+def parse_date(text: str, field_name: str) -> date | None:
+    """Parse ``YYYY-MM-DD``, ``YYYYMMDD``, ``MM/DD/YYYY`` or ``YYYY/MM/DD``; blank is ``None``.
+
+    Raises:
+        LineError: If the text is not a date in one of those forms.
+    """
+    value = text.strip()
+    if not value:
+        return None
+    for fmt in _DATE_FORMATS:
+        try:
+            return datetime.strptime(value, fmt).date()
+        except ValueError:
+            continue
+    raise LineError(f"{field_name} {value!r} is not a date (YYYY-MM-DD, YYYYMMDD or MM/DD/YYYY)")
+
+
+_YEAR: Final = re.compile(r"\d{4}")
+
+
+def parse_year(text: str) -> int | None:
+    """A four-digit year, or ``None`` when blank or not a year (a descriptive field only)."""
+    value = text.strip()
+    return int(value) if _YEAR.fullmatch(value) else None
+
+
+def text_or_none(text: str | None) -> str | None:
+    """Stripped text, ``None`` when blank."""
+    if text is None:
+        return None
+    value = text.strip()
+    return value or None
+
+
+def plate_and_pattern(text: str, field_name: str = "plate") -> tuple[str | None, str | None]:
+    """Split a plate field into ``(plate, None)`` or ``(None, pattern)``.
+
+    Raises:
+        LineError: If it is blank or not a valid plate or pattern.
+    """
+    if not text.strip():
+        raise LineError(f"{field_name} is blank")
+    try:
+        if is_pattern(text):
+            return None, parse_pattern(text).text
+        return normalize_plate(text), None
+    except (InvalidPlate, InvalidPattern) as error:
+        raise LineError(str(error))
+
+
+def checked_state(text: str | None, *, required: bool = False) -> str | None:
+    """An uppercase state code, ``None`` when blank and not required.
+
+    Raises:
+        LineError: If it is not a known code, or blank when required.
+    """
+    value = text_or_none(text)
+    if value is None:
+        if required:
+            raise LineError("state is blank")
+        return None
+    if not is_valid_state(value):
+        raise LineError(f"state {value!r} is not a known state, territory or province code")
+    return value.upper()
+
+
+def check_dates(effective: date | None, expiry: date | None) -> None:
+    """Refuse an entry that expires before it takes effect."""
+    if effective is not None and expiry is not None and expiry < effective:
+        raise LineError(f"expiry_date {expiry} is before effective_date {effective}")
+
+
+def reason_for(list_code: str | None, reason: str | None) -> str | None:
+    """The stated reason, else the meaning of an NCIC list code, else ``None``."""
+    if reason:
+        return reason
+    if list_code is not None:
+        return NCIC_LIST_CODES.get(list_code.upper())
+    return None
+
+
+def finish(
+    format_name: str, entries: list[ImportedEntry], rejections: list[Rejection], what: str
+) -> ImportResult:
+    """Build the result, or refuse the whole file when no line could be read.
+
+    Raises:
+        MalformedFile: If the file has no entries at all.
+    """
+    if not entries:
+        if not rejections:
+            raise MalformedFile(f"file has no {what} lines")
+        first = rejections[0]
+        raise MalformedFile(
+            f"no line could be read as {what}; line {first.line}: {first.reason}", rejections
+        )
+    return ImportResult(format_name, tuple(entries), tuple(rejections))
+
+
+ENTRY_FIELDS: Final = (
+    "plate",
+    "state",
+    "pattern",
+    "list_code",
+    "reason",
+    "ncic_number",
+    "case_number",
+    "vehicle_year",
+    "vehicle_make",
+    "vehicle_model",
+    "vehicle_colour",
+    "effective_date",
+    "expiry_date",
+)
+"""Our field names, the keys a CSV header mapping and a Genetec layout map onto."""
+
+
+def entry_from_fields(
+    line: int, fields: Mapping[str, str], annotations: Iterable[tuple[str, str]] = ()
+) -> ImportedEntry:
+    """Build an entry from text fields keyed by :data:`ENTRY_FIELDS` names.
+
+    A plate with ``*`` or ``?`` is taken as a pattern. Blank fields are ``None``.
+
+    Raises:
+        LineError: If neither plate nor pattern is usable, or the state or a date is invalid.
+    """
+    raw_plate = fields.get("plate", "")
+    raw_pattern = fields.get("pattern", "")
+    if raw_plate.strip():
+        plate, pattern = plate_and_pattern(raw_plate, "plate")
+    elif raw_pattern.strip():
+        plate, pattern = plate_and_pattern(raw_pattern, "pattern")
+    else:
+        raise LineError("plate and pattern are both blank")
+    state = checked_state(fields.get("state"))
+    effective = parse_date(fields.get("effective_date", ""), "effective_date")
+    expiry = parse_date(fields.get("expiry_date", ""), "expiry_date")
+    check_dates(effective, expiry)
+    list_code = text_or_none(fields.get("list_code"))
+    return ImportedEntry(
+        line=line,
+        plate=plate,
+        state=state,
+        pattern=pattern,
+        list_code=list_code,
+        reason=reason_for(list_code, text_or_none(fields.get("reason"))),
+        ncic_number=text_or_none(fields.get("ncic_number")),
+        case_number=text_or_none(fields.get("case_number")),
+        vehicle_year=parse_year(fields.get("vehicle_year", "")),
+        vehicle_make=text_or_none(fields.get("vehicle_make")),
+        vehicle_model=text_or_none(fields.get("vehicle_model")),
+        vehicle_colour=text_or_none(fields.get("vehicle_colour")),
+        effective_date=effective,
+        expiry_date=expiry,
+        annotations=tuple((name, value) for name, value in annotations if value.strip()),
+    )
