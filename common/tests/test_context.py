@@ -76,3 +76,13 @@ def test_keys_are_generated_once_and_private(tmp_path: Path) -> None:
     assert first.public_key() == second.public_key()
     assert (tmp_path / "keys" / "context_ed25519.pem").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "keys").stat().st_mode & 0o777 == 0o700
+
+
+def test_concurrent_first_starts_agree_on_one_key(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    directory = tmp_path / "keys"
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        keys = list(pool.map(lambda _: load_or_create_ed25519(directory, "shared"), range(16)))
+    assert len({key.public_key().public_bytes_raw() for key in keys}) == 1
+    assert sorted(p.name for p in directory.iterdir()) == ["shared.pem", "shared.pub.pem"]

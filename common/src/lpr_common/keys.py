@@ -12,17 +12,32 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 
 def _ensure_private_dir(directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    os.chmod(directory, 0o700)
+    # Only a directory we create gets its mode set: a mounted Secret is read-only.
+    if not directory.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)
 
 
-def _write_secret(path: Path, data: bytes) -> None:
-    # Create with 0600 from the start so the key is never readable by others, even briefly.
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def _write_secret(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` unless it exists; return True when this call created it.
+
+    The file is written under a unique name with mode 0600 and then hard-linked into
+    place, which fails if another process got there first: two replicas starting at once
+    on a shared volume end up with the same key instead of silently replacing each other's.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
-    os.replace(tmp, path)
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink()
 
 
 def load_or_create_ed25519(directory: Path, name: str) -> Ed25519PrivateKey:
@@ -36,8 +51,8 @@ def load_or_create_ed25519(directory: Path, name: str) -> Ed25519PrivateKey:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        _write_secret(private_path, pem)
-        (directory / f"{name}.pub.pem").write_bytes(public_pem(key.public_key()))
+        if _write_secret(private_path, pem):
+            (directory / f"{name}.pub.pem").write_bytes(public_pem(key.public_key()))
     loaded = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
     if not isinstance(loaded, Ed25519PrivateKey):
         raise ValueError(f"{private_path} is not an Ed25519 private key")
