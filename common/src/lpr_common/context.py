@@ -13,10 +13,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable, Generator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
+import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import Depends, Request
@@ -112,3 +114,50 @@ async def verified_context(request: Request) -> RequestContext:
 
 
 ContextDep = Annotated[RequestContext, Depends(verified_context)]
+
+
+class ContextAuth(httpx.Auth):
+    """httpx auth flow that signs a context for each request it sends.
+
+    The context is bound to the request's method and path, so the factory only decides
+    who is calling; service-to-service clients use :func:`service_context_auth`.
+    """
+
+    def __init__(self, signer: ContextSigner, subject: Callable[[], dict[str, object]]) -> None:
+        self._signer = signer
+        self._subject = subject
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Attach the signed context header."""
+        values = dict(self._subject())
+        values.update(method=request.method, path=request.url.path, issued_at=datetime.now(UTC))
+        request.headers[CONTEXT_HEADER] = self._signer.sign(RequestContext.model_validate(values))
+        yield request
+
+
+SERVICE_AGENCY = "*"
+"""Agency recorded on contexts minted by a service for its own internal calls."""
+
+
+def service_context_auth(signer: ContextSigner, service: str) -> ContextAuth:
+    """Auth for internal calls made by ``service`` itself (not on behalf of a user)."""
+    return ContextAuth(
+        signer,
+        lambda: {
+            "subject_kind": "service",
+            "subject_id": service,
+            "agency": SERVICE_AGENCY,
+            "roles": ["service"],
+        },
+    )
+
+
+async def internal_context(request: Request) -> RequestContext:
+    """FastAPI dependency for ``/internal`` routes: only another service may call them."""
+    context = await verified_context(request)
+    if context.subject_kind != "service":
+        raise Unauthenticated("internal route: only platform services may call it")
+    return context
+
+
+InternalContextDep = Annotated[RequestContext, Depends(internal_context)]

@@ -70,10 +70,12 @@ def build_client(
     timeout_s: float = 5.0,
     retries: int = 3,
     transport: httpx.AsyncBaseTransport | None = None,
+    auth: httpx.Auth | None = None,
 ) -> httpx.AsyncClient:
     """Build the client for one peer service (open it in the lifespan, close it there too)."""
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0)),
         transport=RetryingTransport(transport, retries=retries),
+        auth=auth,
     )

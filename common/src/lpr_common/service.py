@@ -14,7 +14,13 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from lpr_common.context import CONTEXT_KEY_NAME, ContextVerifier
+from lpr_common.audit_client import AuditClient
+from lpr_common.context import (
+    CONTEXT_KEY_NAME,
+    ContextSigner,
+    ContextVerifier,
+    service_context_auth,
+)
 from lpr_common.db import build_engine, build_sessionmaker, check_database
 from lpr_common.errors import PROBLEM_RESPONSES, LprError, install_problem_handlers
 from lpr_common.http import build_client
@@ -35,10 +41,13 @@ class Health(BaseModel):
     checks: dict[str, str] = {}
 
 
-def context_verifier(settings: LprSettings) -> ContextVerifier:
-    """Build the verifier from the gateway's context key in the keys directory."""
+def context_keys(settings: LprSettings) -> tuple[ContextSigner, ContextVerifier]:
+    """Signer and verifier from the platform's context key in the keys directory."""
     key = load_or_create_ed25519(settings.keys_dir, CONTEXT_KEY_NAME)
-    return ContextVerifier(key.public_key(), max_age=timedelta(seconds=settings.context_max_age_s))
+    verifier = ContextVerifier(
+        key.public_key(), max_age=timedelta(seconds=settings.context_max_age_s)
+    )
+    return ContextSigner(key), verifier
 
 
 def peer_url(settings: LprSettings, peer: str) -> str:
@@ -93,8 +102,16 @@ def create_service_app(
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = build_sessionmaker(engine)
-        app.state.context_verifier = context_verifier(settings)
-        app.state.peers = {peer: build_client(peer_url(settings, peer)) for peer in peers}
+        signer, verifier = context_keys(settings)
+        app.state.context_signer = signer
+        app.state.context_verifier = verifier
+        # Peer clients sign a service context on every call they make.
+        app.state.peers = {
+            peer: build_client(peer_url(settings, peer), auth=service_context_auth(signer, name))
+            for peer in peers
+        }
+        if "audit" in app.state.peers:
+            app.state.audit = AuditClient(app.state.peers["audit"])
         async with AsyncExitStack() as stack:
             for peer_client in app.state.peers.values():
                 stack.push_async_callback(peer_client.aclose)

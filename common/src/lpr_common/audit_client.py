@@ -1,0 +1,102 @@
+"""What every component sends to audit-svc, and the client that sends it.
+
+The fields of :class:`AuditEvent` are those CJIS 5.4.1.1.1 and Cal. Civ. Code
+1798.90.52 ask an access log to hold: when, which component, what kind of event, who
+(user identity and agency), the outcome, the purpose and case number, the data queried
+(plate or filter) and how many results came back.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+from uuid import UUID, uuid4
+
+import httpx
+from pydantic import BaseModel, Field
+
+from lpr_common.errors import ServiceUnavailable
+
+Outcome = Literal["allowed", "denied", "success", "failure", "error"]
+
+
+class AuditEvent(BaseModel):
+    """One auditable event."""
+
+    event_id: UUID = Field(default_factory=uuid4)
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    component: str
+    event_type: str = Field(description="e.g. access.decision, auth.login, alert.transition")
+    outcome: Outcome
+    subject_kind: str | None = None
+    subject_id: str | None = None
+    subject_name: str | None = None
+    agency: str | None = None
+    roles: list[str] = Field(default_factory=list)
+    purpose: str | None = None
+    case_number: str | None = None
+    resource: str | None = None
+    action: str | None = None
+    method: str | None = None
+    path: str | None = None
+    query: dict[str, Any] | None = Field(
+        default=None, description="The data queried: plate, filter or record ids"
+    )
+    plate: str | None = Field(default=None, description="Plate searched or acted on, normalised")
+    result_count: int | None = None
+    rule: str | None = None
+    reason: str | None = None
+    clause: str | None = None
+    mou_id: str | None = None
+    target_agency: str | None = None
+    request_id: str | None = None
+    client_address: str | None = None
+    details: dict[str, Any] | None = None
+
+
+class DisseminationRecord(BaseModel):
+    """Data that left the agency (IACP D.1): to whom, under which MOU, why, and what."""
+
+    record_id: UUID = Field(default_factory=uuid4)
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    recipient_agency: str
+    mou_id: str | None = None
+    purpose: str | None = None
+    case_number: str | None = None
+    data_class: str = Field(description="reads, hits or images")
+    record_ids: list[str] = Field(default_factory=list, description="ids of what was sent")
+    query: dict[str, Any] | None = Field(default=None, description="the query, when ids are many")
+    record_count: int
+    released_by: str = Field(description="who sent or allowed it (subject id)")
+    released_by_agency: str
+    request_id: str | None = None
+
+
+class AuditClient:
+    """Sends events and dissemination records to audit-svc; raises 503 when it cannot."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = await self._client.post(path, json=payload)
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"audit log unavailable: {type(exc).__name__}") from exc
+        if response.status_code >= 300:
+            raise ServiceUnavailable(f"audit log refused the record: HTTP {response.status_code}")
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def record(self, *events: AuditEvent) -> dict[str, Any]:
+        """Append events to the access log (the call returns once they are durable)."""
+        return await self._post(
+            "/internal/v1/events", {"events": [e.model_dump(mode="json") for e in events]}
+        )
+
+    async def disseminate(self, *records: DisseminationRecord) -> dict[str, Any]:
+        """Append records to the dissemination log."""
+        return await self._post(
+            "/internal/v1/disseminations",
+            {"records": [r.model_dump(mode="json") for r in records]},
+        )
