@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
+import pkgutil
 import signal
 import sys
 import time
@@ -20,6 +22,7 @@ from types import FrameType
 
 import httpx
 
+import lprctl.commands
 from lpr_common.settings import LprSettings
 from lprctl.stack import SERVICES, Stack, StackError, check_database_url, read_state
 
@@ -32,7 +35,8 @@ def _fail(message: str, code: int = 2) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     """Start the stack, print its URLs, optionally run the demo, supervise until stopped."""
     settings = LprSettings()
-    stack = Stack(settings)
+    external = settings.database_url if _database_configured() else None
+    stack = Stack(settings, external_database_url=external)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         stack.request_stop()
@@ -63,6 +67,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         stack.stop()
         print("stopped")
     return 0
+
+
+def _database_configured() -> bool:
+    return "DATABASE_URL" in os.environ or "LPR_DATABASE_URL" in os.environ
 
 
 def cmd_down(_: argparse.Namespace) -> int:
@@ -152,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply migrations to DATABASE_URL").set_defaults(
         handler=cmd_migrate
     )
+    # Each capability adds its commands in its own module under lprctl/commands/.
+    for info in sorted(pkgutil.iter_modules(lprctl.commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"lprctl.commands.{info.name}")
+        module.register(commands)
     return parser
 
 

@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -20,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from lpr_common.db import build_engine, get_session
 from lpr_common.migrations import upgrade
+from lpr_common.settings import LprSettings
 from lprctl.postgres import EmbeddedPostgres, free_port
-from lprctl.stack import SERVICES
+from lprctl.stack import SERVICES, Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,3 +130,47 @@ async def app_client(
                 yield client
     finally:
         app.dependency_overrides.pop(get_session, None)
+
+
+@dataclass
+class RunningStack:
+    """The whole platform started for whole-stack tests."""
+
+    settings: LprSettings
+    stack: Stack
+    database_url: str
+
+    @property
+    def gateway_url(self) -> str:
+        """Base URL of the gateway, the only door."""
+        return self.settings.gateway_url
+
+    def url(self, service: str) -> str:
+        """Base URL of one service (tests of internal behaviour only)."""
+        url: str = getattr(self.settings, f"{service}_url")
+        return url
+
+
+@pytest.fixture(scope="session")
+def running_stack(migrated_database_url: str) -> Iterator[RunningStack]:
+    """Start every service as real processes on free ports, once per test session.
+
+    Whole-stack tests drive it over HTTP through the gateway, as users would. Data they
+    write is committed: use unique names.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="lpr-test-stack-"))
+    settings = LprSettings(
+        data_dir=directory,
+        environment="test",
+        gateway_url=f"http://127.0.0.1:{free_port()}",
+        recognition_url=f"http://127.0.0.1:{free_port()}",
+        hotlist_url=f"http://127.0.0.1:{free_port()}",
+        audit_url=f"http://127.0.0.1:{free_port()}",
+    )
+    stack = Stack(settings, echo=lambda _: None, external_database_url=migrated_database_url)
+    stack.start()
+    try:
+        yield RunningStack(settings, stack, migrated_database_url)
+    finally:
+        stack.stop()
+        shutil.rmtree(directory, ignore_errors=True)

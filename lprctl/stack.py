@@ -148,6 +148,7 @@ class Stack:
 
     settings: LprSettings
     echo: Callable[[str], None] = print
+    external_database_url: str | None = None
     postgres: EmbeddedPostgres | None = None
     components: list[Component] = field(default_factory=list)
     extra_components: list[Callable[[Stack], Component]] = field(default_factory=list)
@@ -183,8 +184,8 @@ class Stack:
         self._write_state()
 
     def _start_database(self) -> str:
-        if "DATABASE_URL" in os.environ or "LPR_DATABASE_URL" in os.environ:
-            url = self.settings.database_url
+        if self.external_database_url:
+            url = self.external_database_url
             check_database_url(url)
             self.echo(f"database   {redact_url(url)} (external)")
             return url
