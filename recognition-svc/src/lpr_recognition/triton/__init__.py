@@ -1,0 +1,1 @@
+"""The Triton model repository and the CPU Triton server from the nvidia-pytriton wheel."""
