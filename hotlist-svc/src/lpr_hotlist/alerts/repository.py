@@ -1,0 +1,178 @@
+"""SQL of alerts, their events, disposition codes and matched reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from uuid import UUID
+
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from lpr_hotlist.alerts.models import Alert, AlertEvent, AlertStatus, DispositionCode, MatchedRead
+from lpr_hotlist.hotlists.models import HotListEntry
+from lpr_hotlist.live_index import ALERT_CHANNEL
+
+# Any constant works; it only has to be the same for every writer of alert events.
+_ALERT_EVENTS_LOCK = 0x4C50_5241  # "LPRA"
+
+
+async def claim_read(session: AsyncSession, *, read_id: UUID, agency: str) -> bool:
+    """Mark a read as matched; False if it already was (then its alerts are the answer).
+
+    A concurrent claim of the same read waits here until the first one commits.
+    """
+    statement = (
+        pg_insert(MatchedRead)
+        .values(read_id=read_id, agency=agency, alert_count=0, matched_at=datetime.now(UTC))
+        .on_conflict_do_nothing()
+        .returning(col(MatchedRead.read_id))
+    )
+    return (await session.execute(statement)).scalar_one_or_none() is not None
+
+
+async def set_alert_count(session: AsyncSession, read_id: UUID, count: int) -> None:
+    """Record how many alerts a read raised."""
+    matched = await session.get(MatchedRead, read_id)
+    if matched is not None:
+        matched.alert_count = count
+        session.add(matched)
+
+
+async def alerts_of_read(session: AsyncSession, read_id: UUID) -> Sequence[Alert]:
+    """A read's alerts, strongest first."""
+    query = select(Alert).where(col(Alert.read_id) == read_id).order_by(col(Alert.rank))
+    return (await session.execute(query)).scalars().all()
+
+
+async def entries_by_id(session: AsyncSession, ids: Sequence[UUID]) -> dict[UUID, HotListEntry]:
+    """Hot-list entries by id."""
+    if not ids:
+        return {}
+    query = select(HotListEntry).where(col(HotListEntry.id).in_(ids))
+    return {e.id: e for e in (await session.execute(query)).scalars().all()}
+
+
+async def get_alert(
+    session: AsyncSession, alert_id: UUID, *, for_update: bool = False
+) -> Alert | None:
+    """An alert by id."""
+    return await session.get(Alert, alert_id, with_for_update=for_update)
+
+
+async def append_events(session: AsyncSession, events: Sequence[AlertEvent]) -> None:
+    """Add alert events so that their sequence numbers follow commit order, and wake streams.
+
+    The transaction-scoped advisory lock makes writers of events take turns until commit,
+    so no event with a lower number can become visible after one with a higher number; a
+    stream resuming after ``Last-Event-ID`` therefore never skips one.
+    """
+    if not events:
+        return
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ALERT_EVENTS_LOCK})
+    for event in events:
+        session.add(event)
+    await session.flush()
+    for agency in sorted({e.agency for e in events}):
+        await session.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": ALERT_CHANNEL, "payload": agency},
+        )
+
+
+async def events_of(session: AsyncSession, alert_id: UUID) -> Sequence[AlertEvent]:
+    """An alert's history, oldest first."""
+    query = (
+        select(AlertEvent).where(col(AlertEvent.alert_id) == alert_id).order_by(col(AlertEvent.seq))
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def last_event_seq(session: AsyncSession, agency: str) -> int:
+    """The newest event number of an agency (0 when none)."""
+    query = select(func.coalesce(func.max(col(AlertEvent.seq)), 0)).where(
+        col(AlertEvent.agency) == agency
+    )
+    return int((await session.execute(query)).scalar_one() or 0)
+
+
+async def events_after(
+    session: AsyncSession,
+    *,
+    agency: str,
+    after: int,
+    limit: int,
+    unit_id: str | None = None,
+    camera_id: str | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+) -> Sequence[tuple[AlertEvent, Alert]]:
+    """An agency's events after a sequence number, with their alerts, filtered by area or unit."""
+    query = (
+        select(AlertEvent, Alert)
+        .join(Alert, col(Alert.id) == col(AlertEvent.alert_id))
+        .where(col(AlertEvent.agency) == agency, col(AlertEvent.seq) > after)
+        .order_by(col(AlertEvent.seq))
+        .limit(limit)
+    )
+    if unit_id is not None:
+        query = query.where(col(Alert.unit_id) == unit_id)
+    if camera_id is not None:
+        query = query.where(col(Alert.camera_id) == camera_id)
+    if bbox is not None:
+        min_lon, min_lat, max_lon, max_lat = bbox
+        query = query.where(
+            col(Alert.longitude).between(min_lon, max_lon),
+            col(Alert.latitude).between(min_lat, max_lat),
+        )
+    return [(row[0], row[1]) for row in (await session.execute(query)).all()]
+
+
+async def alerts_of_agency(
+    session: AsyncSession, *, agency: str, status: str | None, limit: int, offset: int
+) -> Sequence[Alert]:
+    """An agency's alerts, newest first."""
+    query = select(Alert).where(col(Alert.agency) == agency)
+    if status is not None:
+        query = query.where(col(Alert.status) == status)
+    query = query.order_by(col(Alert.created_at).desc()).offset(offset).limit(limit)
+    return (await session.execute(query)).scalars().all()
+
+
+async def alerts_for_plate(
+    session: AsyncSession, *, agency: str, plate: str, limit: int
+) -> Sequence[Alert]:
+    """An agency's alerts whose read showed a plate, newest first."""
+    query = (
+        select(Alert)
+        .where(col(Alert.agency) == agency, col(Alert.read_plate) == plate)
+        .order_by(col(Alert.created_at).desc())
+        .limit(limit)
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def open_alerts(session: AsyncSession, *, agency: str, before: datetime) -> Sequence[Alert]:
+    """Alerts without a disposition raised before a time, oldest first."""
+    query = (
+        select(Alert)
+        .where(
+            col(Alert.agency) == agency,
+            col(Alert.status) != AlertStatus.DISPOSITIONED.value,
+            col(Alert.created_at) <= before,
+        )
+        .order_by(col(Alert.created_at))
+    )
+    return (await session.execute(query)).scalars().all()
+
+
+async def disposition_codes(session: AsyncSession) -> Sequence[DispositionCode]:
+    """The administered dispositions."""
+    query = select(DispositionCode).order_by(col(DispositionCode.code))
+    return (await session.execute(query)).scalars().all()
+
+
+async def disposition_code(session: AsyncSession, code: str) -> DispositionCode | None:
+    """One disposition by code."""
+    return await session.get(DispositionCode, code)

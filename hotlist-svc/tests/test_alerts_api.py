@@ -1,0 +1,393 @@
+"""Matching reads to alerts, and the officer's workflow (IACP C.4, C.5), over the API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lpr_hotlist.testing import AGENCY, Api, AuditLog, ncic_line
+
+
+async def hot_list_with(
+    api: Api,
+    app: FastAPI,
+    session: AsyncSession,
+    lines: list[str],
+    *,
+    name: str = "NCIC",
+    **fields: Any,
+) -> str:
+    """A list holding the given NCIC lines, and an index that knows it."""
+    created = await api.admin(
+        "POST",
+        "/v1/hotlists",
+        json={"name": name, "source": "NCIC", "category": "stolen vehicle", **fields},
+    )
+    list_id: str = created.json()["id"]
+    response = await api.admin(
+        "POST",
+        f"/v1/hotlists/{list_id}/imports",
+        files={"file": ("ncic.txt", "\n".join(lines).encode(), "text/plain")},
+        data={"format": "ncic"},
+    )
+    assert response.status_code == 201, response.text
+    # The request's writes are not committed in these tests, so no NOTIFY: rebuild by hand
+    # through the test's transaction.
+    await app.state.live_index.rebuild(session)
+    return list_id
+
+
+def read(plate: str, *, candidates: tuple[str, ...] = (), **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "read_id": str(uuid4()),
+        "agency": AGENCY,
+        "camera_id": "cam-" + uuid4().hex[:8],
+        "unit_id": "unit-7",
+        "captured_at": datetime.now(UTC).isoformat(),
+        "latitude": 38.5,
+        "longitude": -121.4,
+        "image_available": True,
+        "plates": [
+            {
+                "index": 0,
+                "text": plate,
+                "confidence": 0.9,
+                "state": "CA",
+                "box": [1, 2, 3, 4],
+                "candidates": [{"text": c, "confidence": 0.3} for c in candidates],
+            }
+        ],
+    }
+    body.update(fields)
+    return body
+
+
+async def post_read(api: Api, body: dict[str, Any]) -> Any:
+    return await api.call(
+        "POST",
+        "/internal/v1/matches",
+        service=True,
+        json=body,
+        headers={"Idempotency-Key": body["read_id"]},
+    )
+
+
+async def test_ocr_equivalent_read_raises_an_explained_alert(
+    api: Api, app: FastAPI, session: AsyncSession, audit_log: AuditLog
+) -> None:
+    await hot_list_with(api, app, session, [ncic_line("V", "ABC123")])
+    response = await post_read(api, read("ABC1Z3"))
+    assert response.status_code == 200, response.text
+    [alert] = response.json()["alerts"]
+    assert alert["rule"] == "ocr_equivalent"
+    assert alert["explanation"] == "read ABC1Z3 matched ABC123 (Z≈2)"
+    assert alert["list_category"] == "stolen vehicle"
+    [event] = audit_log.of_type("alert.created")
+    assert event["details"]["rule"] == "ocr_equivalent"
+    assert event["details"]["list_category"] == "stolen vehicle"
+    assert event["details"]["alert_id"] == alert["alert_id"]
+
+    shown = (await api.call("GET", f"/v1/alerts/{alert['alert_id']}")).json()
+    assert shown["status"] == "new"
+    assert shown["entry"]["reason"] == "stolen vehicle"
+    assert shown["entry"]["vehicle_make"] == "HOND"
+    assert shown["image_url"].endswith("/image")
+    assert [h["event_type"] for h in shown["history"]] == ["alert.created"]
+
+
+async def test_matches_are_ranked_and_alternative_readings_rank_lower(
+    api: Api, app: FastAPI, session: AsyncSession
+) -> None:
+    await hot_list_with(
+        api,
+        app,
+        session,
+        [ncic_line("V", "XYZ789"), ncic_line("W", "XY2789"), ncic_line("F", "QQQ111")],
+    )
+    response = await post_read(api, read("XYZ789", candidates=("QQQ111", "XYZ789")))
+    alerts = response.json()["alerts"]
+    assert [(a["rank"], a["rule"]) for a in alerts] == [
+        (1, "exact"),
+        (2, "ocr_equivalent"),
+        (3, "exact"),
+    ]
+    assert "alternative reading" in alerts[2]["explanation"]
+
+
+async def test_one_edit_only_on_lists_that_allow_it(
+    api: Api, app: FastAPI, session: AsyncSession
+) -> None:
+    await hot_list_with(api, app, session, [ncic_line("V", "KLM4567")], allow_one_edit=True)
+    [alert] = (await post_read(api, read("KLM457"))).json()["alerts"]
+    assert alert["rule"] == "one_edit"
+    assert alert["explanation"] == "read KLM457 matched KLM4567 (6 missing at position 6)"
+
+
+async def test_same_read_id_returns_the_same_alerts(
+    api: Api, app: FastAPI, session: AsyncSession, audit_log: AuditLog
+) -> None:
+    await hot_list_with(api, app, session, [ncic_line("V", "ABC123")])
+    body = read("ABC123")
+    first = (await post_read(api, body)).json()
+    second = (await post_read(api, body)).json()
+    assert first == second
+    assert len(first["alerts"]) == 1
+    assert len(audit_log.of_type("alert.created")) == 1
+    listed = (await api.call("GET", "/v1/alerts")).json()
+    assert [a["id"] for a in listed if a["read_id"] == body["read_id"]] == [
+        first["alerts"][0]["alert_id"]
+    ]
+
+
+async def test_reads_of_other_agencies_do_not_hit_our_lists(
+    api: Api, app: FastAPI, session: AsyncSession
+) -> None:
+    await hot_list_with(api, app, session, [ncic_line("V", "ABC123")])
+    response = await post_read(api, read("ABC123", agency="NV0020000"))
+    assert response.json()["alerts"] == []
+
+
+async def test_bad_plate_text_is_refused(api: Api) -> None:
+    response = await post_read(api, read("AB#123"))
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "plates[0].text"
+    assert (await api.call("GET", "/v1/alerts")).json() == []
+
+
+async def test_an_invalid_read_state_is_ignored_not_allowed_to_cost_the_hit(
+    api: Api, app: FastAPI, session: AsyncSession
+) -> None:
+    await hot_list_with(api, app, session, [ncic_line("V", "ABC123")])
+    body = read("ABC123")
+    body["plates"][0]["state"] = "XX"
+    answer = (await post_read(api, body)).json()
+    assert [a["rule"] for a in answer["alerts"]] == ["exact"]
+    assert answer["ignored"][0]["field"] == "plates[0].state"
+    assert "'XX'" in answer["ignored"][0]["reason"]
+
+
+async def test_capture_time_needs_a_timezone(api: Api) -> None:
+    response = await post_read(api, read("ABC123", captured_at="2026-11-29T10:00:00"))
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "captured_at"
+
+
+async def test_matches_route_is_for_services_only(api: Api) -> None:
+    response = await api.call("POST", "/internal/v1/matches", json=read("ABC123"))
+    assert response.status_code == 401
+
+
+async def new_alert(api: Api, app: FastAPI, session: AsyncSession, plate: str = "WRK123") -> str:
+    await hot_list_with(api, app, session, [ncic_line("V", plate)], name=f"list {plate}")
+    [alert] = (await post_read(api, read(plate))).json()["alerts"]
+    alert_id: str = alert["alert_id"]
+    return alert_id
+
+
+VERIFY = {"characters_match": True, "state_matches": True}
+STATUS = {"source": "mdt", "result": "confirmed", "reference": "MDT-42"}
+
+
+async def test_full_workflow_is_recorded_and_audited(
+    api: Api, app: FastAPI, session: AsyncSession, audit_log: AuditLog
+) -> None:
+    alert_id = await new_alert(api, app, session)
+    base = f"/v1/alerts/{alert_id}"
+    steps: list[tuple[str, dict[str, Any] | None, str]] = [
+        ("acknowledge", None, "acknowledged"),
+        ("verify", VERIFY, "verified"),
+        ("status-check", STATUS, "status_checked"),
+        ("disposition", {"code": "arrest", "note": "driver arrested"}, "dispositioned"),
+    ]
+    for action, body, status in steps:
+        response = await api.call("POST", f"{base}/{action}", json=body)
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == status
+    shown = (await api.call("GET", base)).json()
+    assert shown["verification"]["characters_match"] is True
+    assert shown["verification"]["by"] == "officer-1"
+    assert shown["status_check"]["reference"] == "MDT-42"
+    assert (shown["disposition_code"], shown["disposition_note"]) == ("arrest", "driver arrested")
+    assert [(h["from_status"], h["to_status"]) for h in shown["history"]] == [
+        (None, "new"),
+        ("new", "acknowledged"),
+        ("acknowledged", "verified"),
+        ("verified", "status_checked"),
+        ("status_checked", "dispositioned"),
+    ]
+    transitions = audit_log.of_type("alert.transition")
+    assert [(e["details"]["from"], e["details"]["to"]) for e in transitions] == [
+        ("new", "acknowledged"),
+        ("acknowledged", "verified"),
+        ("verified", "status_checked"),
+        ("status_checked", "dispositioned"),
+    ]
+    assert all(e["details"]["alert_id"] == alert_id for e in transitions)
+    assert all(e["details"]["user"] == "officer-1" for e in transitions)
+
+
+async def test_misread_then_disposition(api: Api, app: FastAPI, session: AsyncSession) -> None:
+    alert_id = await new_alert(api, app, session)
+    base = f"/v1/alerts/{alert_id}"
+    await api.call("POST", f"{base}/acknowledge")
+    bad = await api.call("POST", f"{base}/misread", json={"note": "x", "actual_plate": "W#K"})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "actual_plate"
+    flagged = await api.call(
+        "POST", f"{base}/misread", json={"note": "3 was an 8", "actual_plate": "WRK128"}
+    )
+    assert flagged.json()["status"] == "misread"
+    assert flagged.json()["misread"]["actual_plate"] == "WRK128"
+    # A misread is not status-checked; it goes straight to its disposition.
+    assert (await api.call("POST", f"{base}/status-check", json=STATUS)).status_code == 409
+    done = await api.call("POST", f"{base}/disposition", json={"code": "misread"})
+    assert done.json()["status"] == "dispositioned"
+
+
+@pytest.mark.parametrize(
+    ("done", "action", "body", "rule"),
+    [
+        ([], "verify", VERIFY, "C.4.a"),
+        ([], "status-check", STATUS, "C.4.b"),
+        ([], "disposition", {"code": "arrest"}, "C.5"),
+        ([], "misread", {"note": "n"}, "C.4.a"),
+        (["acknowledge"], "acknowledge", None, "C.4"),
+        (["acknowledge"], "disposition", {"code": "arrest"}, "C.5"),
+        (["acknowledge"], "status-check", STATUS, "C.4.b"),
+        (["acknowledge", "verify"], "misread", {"note": "n"}, "C.4.a"),
+        (["acknowledge", "verify"], "disposition", {"code": "arrest"}, "C.5"),
+        (["acknowledge", "verify", "status-check"], "verify", VERIFY, "C.4.a"),
+    ],
+)
+async def test_out_of_order_steps_are_refused_naming_the_rule(
+    api: Api,
+    app: FastAPI,
+    session: AsyncSession,
+    audit_log: AuditLog,
+    done: list[str],
+    action: str,
+    body: dict[str, Any] | None,
+    rule: str,
+) -> None:
+    alert_id = await new_alert(api, app, session)
+    bodies = {"acknowledge": None, "verify": VERIFY, "status-check": STATUS}
+    for step in done:
+        assert (
+            await api.call("POST", f"/v1/alerts/{alert_id}/{step}", json=bodies[step])
+        ).status_code == 200
+    before = (await api.call("GET", f"/v1/alerts/{alert_id}")).json()
+    response = await api.call("POST", f"/v1/alerts/{alert_id}/{action}", json=body)
+    assert response.status_code == 409
+    assert response.json()["rule"].split(":")[0] == rule
+    after = (await api.call("GET", f"/v1/alerts/{alert_id}")).json()
+    assert after == before
+    assert len(audit_log.of_type("alert.transition")) == len(done)
+
+
+async def test_verification_must_confirm_characters_and_state(
+    api: Api, app: FastAPI, session: AsyncSession
+) -> None:
+    alert_id = await new_alert(api, app, session)
+    await api.call("POST", f"/v1/alerts/{alert_id}/acknowledge")
+    for field in ("characters_match", "state_matches"):
+        body = {**VERIFY, field: False}
+        response = await api.call("POST", f"/v1/alerts/{alert_id}/verify", json=body)
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["field"] == field
+    missing = await api.call("POST", f"/v1/alerts/{alert_id}/verify", json={"note": "ok"})
+    assert missing.status_code == 422
+
+
+async def test_disposition_comes_from_the_administered_list(
+    api: Api, app: FastAPI, session: AsyncSession
+) -> None:
+    alert_id = await new_alert(api, app, session)
+    base = f"/v1/alerts/{alert_id}"
+    for action, body in [("acknowledge", None), ("verify", VERIFY), ("status-check", STATUS)]:
+        await api.call("POST", f"{base}/{action}", json=body)
+    unknown = await api.call("POST", f"{base}/disposition", json={"code": "shrugged"})
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["field"] == "code"
+    no_note = await api.call("POST", f"{base}/disposition", json={"code": "other"})
+    assert no_note.status_code == 422
+    assert no_note.json()["errors"][0]["field"] == "note"
+    # An administrator retires a code: it can no longer be used.
+    retired = await api.admin(
+        "PUT",
+        "/v1/dispositions/citation",
+        json={"code": "citation", "label": "Citation issued", "active": False},
+    )
+    assert retired.status_code == 200
+    assert (
+        await api.call("POST", f"{base}/disposition", json={"code": "citation"})
+    ).status_code == 422
+    codes = {c["code"] for c in (await api.call("GET", "/v1/dispositions")).json() if c["active"]}
+    assert {"stop_made", "arrest", "no_action", "vehicle_not_located", "misread"} <= codes
+    ok = await api.call("POST", f"{base}/disposition", json={"code": "other", "note": "towed"})
+    assert ok.status_code == 200
+
+
+async def test_another_agency_cannot_work_our_alert(
+    api: Api, app: FastAPI, session: AsyncSession, audit_log: AuditLog
+) -> None:
+    alert_id = await new_alert(api, app, session)
+    for action, body in [
+        ("acknowledge", None),
+        ("disposition", {"code": "arrest"}),
+    ]:
+        response = await api.call(
+            "POST", f"/v1/alerts/{alert_id}/{action}", json=body, agency="NV0020000"
+        )
+        assert response.status_code == 403
+        assert (
+            "another agency" in response.json()["rule"] or "own agency" in response.json()["rule"]
+        )
+    assert (await api.call("GET", f"/v1/alerts/{alert_id}", agency="NV0020000")).status_code == 403
+    assert (await api.call("GET", f"/v1/alerts/{alert_id}")).json()["status"] == "new"
+    assert audit_log.of_type("alert.transition") == []
+
+
+async def test_failed_audit_fails_the_transition(
+    api: Api, app: FastAPI, session: AsyncSession, audit_log: AuditLog
+) -> None:
+    alert_id = await new_alert(api, app, session)
+    audit_log.fail = True
+    response = await api.call("POST", f"/v1/alerts/{alert_id}/acknowledge")
+    assert response.status_code == 503
+
+
+async def test_open_alerts_report(api: Api, app: FastAPI, session: AsyncSession) -> None:
+    alert_id = await new_alert(api, app, session)
+    report = (await api.call("GET", "/v1/alerts/open", params={"older_than_minutes": 0})).json()
+    assert alert_id in [a["id"] for a in report]
+    later = (await api.call("GET", "/v1/alerts/open", params={"older_than_minutes": 30})).json()
+    assert alert_id not in [a["id"] for a in later]
+
+
+async def test_stale_unit_at_shift_start_flags_its_alerts(
+    api: Api, app: FastAPI, session: AsyncSession
+) -> None:
+    list_id = await hot_list_with(api, app, session, [ncic_line("V", "STL123")], name="stale")
+    check = await api.call(
+        "POST", "/v1/shift-checks", json={"unit_id": "unit-9", "versions": {list_id: 0}}
+    )
+    assert check.status_code == 201, check.text
+    assert check.json()["current"] is False
+    [flagged] = (await post_read(api, read("STL123", unit_id="unit-9"))).json()["alerts"]
+    assert flagged["stale_hotlists"] is True
+    [fresh] = (await post_read(api, read("STL123", unit_id="unit-1"))).json()["alerts"]
+    assert fresh["stale_hotlists"] is False
+    shown = (await api.call("GET", f"/v1/alerts/{flagged['alert_id']}")).json()
+    assert "unit unit-9" in shown["stale_reason"]
+    checks = (await api.call("GET", "/v1/shift-checks", params={"stale": "true"})).json()
+    assert [c["unit_id"] for c in checks] == ["unit-9"]
+    hits = await api.call("GET", "/v1/hits", params={"plate": "stl-123"})
+    assert {a["id"] for a in hits.json()} == {flagged["alert_id"], fresh["alert_id"]}
+    assert hits.headers["X-LPR-Data-Class"] == "hits"
+    assert hits.headers["X-LPR-Result-Count"] == "2"
+    assert (await api.call("GET", "/v1/hits", params={"plate": "ST#1"})).status_code == 422

@@ -1,0 +1,264 @@
+"""Committed changes across replicas: LISTEN/NOTIFY index rebuilds and the resumable alert stream.
+
+These tests commit (as production does), each under an agency of its own so that no other
+test sees their lists or alerts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+from lpr_hotlist.alerts.stream import StreamFilter, alert_events
+from lpr_hotlist.app import create_app
+from lpr_hotlist.settings import Settings
+from lpr_hotlist.testing import Api, AuditLog, ncic_line, use_audit_log
+from lprctl.pytest_plugin import app_client
+
+
+def unique_agency() -> str:
+    return "ZZ" + secrets.token_hex(4).upper()[:7]
+
+
+async def import_list(
+    api: Api, agency: str, lines: list[str], name: str = "NCIC"
+) -> dict[str, Any]:
+    created = await api.admin(
+        "POST",
+        "/v1/hotlists",
+        agency=agency,
+        json={"name": name, "source": "NCIC", "category": "stolen vehicle"},
+    )
+    assert created.status_code == 201, created.text
+    response = await api.admin(
+        "POST",
+        f"/v1/hotlists/{created.json()['id']}/imports",
+        agency=agency,
+        files={"file": ("ncic.txt", "\n".join(lines).encode(), "text/plain")},
+        data={"format": "ncic"},
+    )
+    assert response.status_code == 201, response.text
+    report: dict[str, Any] = response.json()
+    return report
+
+
+async def post_read(
+    api: Api, agency: str, plate: str, unit_id: str = "unit-1"
+) -> list[dict[str, Any]]:
+    read_id = str(uuid4())
+    response = await api.call(
+        "POST",
+        "/internal/v1/matches",
+        service=True,
+        headers={"Idempotency-Key": read_id},
+        json={
+            "read_id": read_id,
+            "agency": agency,
+            "unit_id": unit_id,
+            "captured_at": datetime.now(UTC).isoformat(),
+            "latitude": 38.5,
+            "longitude": -121.4,
+            "plates": [{"index": 0, "text": plate, "state": "CA"}],
+        },
+    )
+    assert response.status_code == 200, response.text
+    alerts: list[dict[str, Any]] = response.json()["alerts"]
+    return alerts
+
+
+def parse_sse(text: str) -> list[dict[str, Any]]:
+    events = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        fields: dict[str, Any] = {}
+        for line in block.split("\n"):
+            if line.startswith(":") or ":" not in line:
+                continue
+            key, _, value = line.partition(":")
+            fields[key] = value.removeprefix(" ")
+        if "data" in fields:
+            fields["data"] = json.loads(fields["data"])
+            events.append(fields)
+    return events
+
+
+async def test_an_import_on_one_replica_rebuilds_the_other(service_env: dict[str, str]) -> None:
+    agency = unique_agency()
+    # No periodic check during the test: only the NOTIFY can make replica B rebuild.
+    settings = Settings(hotlist_index_check_s=3600)
+    replica_a, replica_b = create_app(settings), create_app(settings)
+    async with app_client(replica_a) as client_a, app_client(replica_b) as client_b:
+        use_audit_log(replica_a, AuditLog())
+        use_audit_log(replica_b, AuditLog())
+        assert await post_read(Api(client_b), agency, "NTF123") == []
+        report = await import_list(Api(client_a), agency, [ncic_line("V", "NTF123")])
+        state = await replica_b.state.live_index.wait_for_generation(report["generation"], 10)
+        assert state.generation >= report["generation"]
+        [alert] = await post_read(Api(client_b), agency, "NTF1Z3")
+        assert alert["explanation"] == "read NTF1Z3 matched NTF123 (Z≈2)"
+
+
+async def test_stream_resumes_after_last_event_id(service_env: dict[str, str]) -> None:
+    agency = unique_agency()
+    app = create_app(Settings(hotlist_stream_poll_s=0.2))
+    async with app_client(app) as client:
+        use_audit_log(app, AuditLog())
+        api = Api(client)
+        await import_list(api, agency, [ncic_line("V", "SSE111"), ncic_line("V", "SSE222")])
+        await app.state.live_index.refresh_if_stale()
+        [first] = await post_read(api, agency, "SSE111")
+        [second] = await post_read(api, agency, "SSE222", unit_id="unit-2")
+        [third] = await post_read(api, agency, "SSE111", unit_id="unit-2")
+
+        everything = parse_sse(
+            (
+                await api.call(
+                    "GET",
+                    "/v1/alerts/stream",
+                    agency=agency,
+                    params={"last_event_id": 0, "limit": 3},
+                )
+            ).text
+        )
+        assert [e["data"]["alert"]["id"] for e in everything] == [
+            first["alert_id"],
+            second["alert_id"],
+            third["alert_id"],
+        ]
+        assert {e["event"] for e in everything} == {"alert.created"}
+        first_id = everything[0]["id"]
+
+        # A client that saw only the first event reconnects and gets the rest, in order.
+        resumed = parse_sse(
+            (
+                await api.call(
+                    "GET",
+                    "/v1/alerts/stream",
+                    agency=agency,
+                    params={"limit": 2},
+                    headers={"Last-Event-ID": first_id},
+                )
+            ).text
+        )
+        assert [e["id"] for e in resumed] == [e["id"] for e in everything[1:]]
+        assert int(resumed[0]["id"]) > int(first_id)
+
+        # Transitions are events too; a unit filter keeps only that unit's alerts.
+        await api.call("POST", f"/v1/alerts/{third['alert_id']}/acknowledge", agency=agency)
+        unit_2 = parse_sse(
+            (
+                await api.call(
+                    "GET",
+                    "/v1/alerts/stream",
+                    agency=agency,
+                    params={"unit_id": "unit-2", "limit": 3},
+                    headers={"Last-Event-ID": "0"},
+                )
+            ).text
+        )
+        assert [(e["event"], e["data"]["alert"]["id"]) for e in unit_2] == [
+            ("alert.created", second["alert_id"]),
+            ("alert.created", third["alert_id"]),
+            ("alert.transition", third["alert_id"]),
+        ]
+        assert unit_2[2]["data"]["to_status"] == "acknowledged"
+
+        other = await api.call("GET", "/v1/alerts/stream", agency=agency, params={"bbox": "1,2,3"})
+        assert other.status_code == 422
+
+
+async def test_a_waiting_stream_is_woken_by_a_commit_on_another_replica(
+    service_env: dict[str, str],
+) -> None:
+    agency = unique_agency()
+    settings = Settings(hotlist_index_check_s=3600)
+    watcher, writer = create_app(settings), create_app(settings)
+    async with app_client(watcher), app_client(writer) as client:
+        use_audit_log(writer, AuditLog())
+        api = Api(client)
+        report = await import_list(api, agency, [ncic_line("V", "WAKE12")])
+        await writer.state.live_index.wait_for_generation(report["generation"], 10)
+        # Poll only every minute: the event must arrive through LISTEN/NOTIFY.
+        stream = alert_events(
+            watcher.state.sessionmaker,
+            watcher.state.alert_bus,
+            StreamFilter(agency=agency),
+            after=0,
+            limit=1,
+            poll_s=60,
+        )
+
+        async def first_event() -> dict[str, Any]:
+            return await anext(stream)
+
+        waiting = asyncio.create_task(first_event())
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        [alert] = await post_read(api, agency, "WAKE12")
+        event = await asyncio.wait_for(waiting, timeout=5)
+        assert json.loads(event["data"])["alert"]["id"] == alert["alert_id"]
+        await stream.aclose()
+
+
+async def test_sync_and_shift_check_give_the_delta(service_env: dict[str, str]) -> None:
+    agency = unique_agency()
+    app = create_app(Settings())
+    async with app_client(app) as client:
+        use_audit_log(app, AuditLog())
+        api = Api(client)
+        first = await import_list(api, agency, [ncic_line("V", "SYN111"), ncic_line("V", "SYN222")])
+        cursor = (await api.call("GET", "/v1/hotlists/sync", agency=agency)).json()["cursor"]
+        list_id = first["list_id"]
+        response = await api.admin(
+            "POST",
+            f"/v1/hotlists/{list_id}/imports",
+            agency=agency,
+            files={
+                "file": (
+                    "n.txt",
+                    f"{ncic_line('V', 'SYN111')}\n{ncic_line('V', 'SYN333')}".encode(),
+                    "text/plain",
+                )
+            },
+            data={"format": "ncic"},
+        )
+        assert response.status_code == 201
+
+        sync = (
+            await api.call("GET", "/v1/hotlists/sync", agency=agency, params={"since": cursor})
+        ).json()
+        [delta] = sync["lists"]
+        assert (delta["current_version"], delta["full"]) == (2, False)
+        assert [e["plate"] for e in delta["added"]] == ["SYN333"]
+        assert [r["plate"] for r in delta["removed"]] == ["SYN222"]
+        again = (
+            await api.call(
+                "GET", "/v1/hotlists/sync", agency=agency, params={"since": sync["cursor"]}
+            )
+        ).json()
+        assert again["lists"] == []
+
+        stale = await api.call(
+            "POST",
+            "/v1/shift-checks",
+            agency=agency,
+            json={"unit_id": "u1", "versions": {list_id: 1}},
+        )
+        body = stale.json()
+        assert (body["current"], body["stale_lists"][0]["current_version"]) == (False, 2)
+        assert [e["plate"] for e in body["lists"][0]["added"]] == ["SYN333"]
+        current = await api.call(
+            "POST",
+            "/v1/shift-checks",
+            agency=agency,
+            json={"unit_id": "u1", "versions": {list_id: 2}},
+        )
+        assert current.json()["current"] is True
+        unknown = await api.call(
+            "POST", "/v1/shift-checks", agency=agency, json={"versions": {str(uuid4()): 1}}
+        )
+        assert unknown.status_code == 422
+        assert unknown.json()["errors"][0]["field"].startswith("versions.")

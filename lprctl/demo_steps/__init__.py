@@ -1,0 +1,1 @@
+"""Steps of the demo, one module per capability."""
