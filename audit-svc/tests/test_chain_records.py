@@ -17,6 +17,7 @@ from lpr_audit.chain import (
     ChainHead,
     canonical_json,
     link_batch,
+    link_encoded,
     record_hash,
 )
 
@@ -92,3 +93,16 @@ def test_a_bad_item_fails_the_whole_batch_and_names_it() -> None:
         link_batch(GENESIS_HEAD, batch)
     with pytest.raises(CanonicalEncodingError, match="mapping"):
         link_batch(GENESIS_HEAD, [["not", "a", "mapping"]])  # type: ignore[list-item]
+
+
+def test_link_encoded_gives_the_hashes_link_batch_gives() -> None:
+    head = ChainHead(41, "cd" * 32)
+    batch: list[dict[str, object]] = [EVENT, {**EVENT, "plate": "8XYZ999"}, {"n": 1.5}]
+    sealed, sealed_head = link_batch(head, batch)
+    linked, linked_head = link_encoded(head, [canonical_json(item) for item in batch])
+    assert [(r.seq, r.prev_hash, r.hash) for r in sealed] == [
+        (r.seq, r.prev_hash, r.hash) for r in linked
+    ]
+    assert linked_head == sealed_head
+    assert linked[0].prev_hash == head.hash
+    assert linked_head.seq == 44

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from lpr_audit.access_log import router as access_log
+from lpr_audit.dissemination import router as dissemination
+from lpr_audit.ledger.service import ledger_lifespan
+from lpr_audit.reports import router as reports
+from lpr_audit.retention import router as retention
 from lpr_audit.settings import Settings
 from lpr_common.service import create_service_app
 
@@ -15,7 +20,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="LPR audit service",
         description="The append-only, hash-chained access log, the dissemination log, retention receipts and transparency reports.",
         settings=settings or Settings(),
+        routers=[
+            access_log.internal_router,
+            dissemination.internal_router,
+            retention.internal_router,
+            access_log.router,
+            dissemination.router,
+            retention.router,
+            reports.router,
+        ],
         peers=[],
+        lifespan_hooks=[ledger_lifespan],
     )
 
 

@@ -37,8 +37,10 @@ from lpr_audit.chain.records import (
     GENESIS_HEAD,
     ChainHead,
     ChainRecord,
+    LinkedHash,
     SealedRecord,
     link_batch,
+    link_encoded,
     record_hash,
 )
 from lpr_audit.chain.verify import (
@@ -65,6 +67,7 @@ __all__ = [
     "CheckpointProblemKind",
     "JsonValue",
     "KeyFileError",
+    "LinkedHash",
     "RecordsFormat",
     "SealedRecord",
     "TamperKind",
@@ -74,6 +77,7 @@ __all__ = [
     "format_timestamp",
     "key_id",
     "link_batch",
+    "link_encoded",
     "load_or_create_checkpoint_key",
     "load_public_keys_pem",
     "parse_timestamp",

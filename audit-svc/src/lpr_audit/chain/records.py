@@ -121,3 +121,31 @@ def link_batch(
         sealed.append(SealedRecord(seq=seq, prev_hash=prev_hash, hash=digest, fields=normalized))
         prev_hash = digest
     return sealed, ChainHead(seq=seq, hash=prev_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedHash:
+    """The chain position of one pre-encoded record: its ``seq``, ``prev_hash`` and ``hash``."""
+
+    seq: int
+    prev_hash: str
+    hash: str
+
+
+def link_encoded(
+    head: ChainHead, canonical_fields: Iterable[bytes]
+) -> tuple[list[LinkedHash], ChainHead]:
+    """Link records whose fields are already canonical JSON bytes (see :func:`canonical_json`).
+
+    The appender encodes each request's fields when the request arrives (so a bad event is
+    refused before it reaches the shared batch) and only hashes under the tail lock. The
+    hashes are those :func:`link_batch` gives for the decoded fields.
+    """
+    linked: list[LinkedHash] = []
+    seq, prev_hash = head.seq, head.hash
+    for encoded in canonical_fields:
+        seq += 1
+        digest = _hash_envelope(seq, prev_hash, encoded)
+        linked.append(LinkedHash(seq=seq, prev_hash=prev_hash, hash=digest))
+        prev_hash = digest
+    return linked, ChainHead(seq=seq, hash=prev_hash)

@@ -1,0 +1,1 @@
+"""The access log: appends, auditor queries, exports, checkpoints and the misuse report."""

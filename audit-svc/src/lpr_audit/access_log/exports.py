@@ -1,0 +1,73 @@
+"""Export bundles of a chain range, with checkpoints signed on demand to cover it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lpr_audit.chain import RecordsFormat, build_bundle
+from lpr_audit.ledger import repository
+from lpr_audit.ledger.chains import ChainSpec
+from lpr_audit.ledger.service import Ledger
+from lpr_common.errors import InvalidInput, NotFound
+
+MAX_EXPORT_RECORDS = 1_000_000
+
+
+async def resolve_range(
+    session: AsyncSession,
+    spec: ChainSpec,
+    *,
+    from_seq: int | None,
+    to_seq: int | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> tuple[int, int]:
+    """Turn seq bounds or a reception time window into a contiguous seq range.
+
+    Raises:
+        NotFound: no record lies in the range.
+        InvalidInput: the range is inverted or too large for one export.
+    """
+    if start is not None or end is not None:
+        found = await repository.seq_range_for_time(session, spec, start, end)
+    else:
+        found = await repository.seq_bounds(session, spec)
+    if found is None:
+        raise NotFound(f"the {spec.name} log holds no record in this range")
+    first = max(found[0], from_seq) if from_seq is not None else found[0]
+    last = min(found[1], to_seq) if to_seq is not None else found[1]
+    if last < first:
+        raise InvalidInput.field("to_seq", "the range holds no record (to_seq before from_seq)")
+    if last - first + 1 > MAX_EXPORT_RECORDS:
+        raise InvalidInput.field(
+            "to_seq", f"at most {MAX_EXPORT_RECORDS} records per export; split the range"
+        )
+    return first, last
+
+
+async def build_export(
+    session: AsyncSession,
+    ledger: Ledger,
+    spec: ChainSpec,
+    first: int,
+    last: int,
+    fmt: RecordsFormat,
+) -> tuple[bytes, int]:
+    """Return the bundle of ``first..last`` and the number of records in it.
+
+    A checkpoint at ``last`` (and one at ``first - 1``, the anchor) is signed now if none
+    exists, so the whole bundle verifies offline. Earlier checkpoints inside the range
+    are included too: they catch a rewrite made before this export.
+    """
+    existing = await repository.checkpoints_between(session, spec, max(first - 1, 1), last)
+    wanted = [last] if first == 1 else [first - 1, last]
+    for seq in wanted:
+        if not any(checkpoint.seq == seq for checkpoint in existing):
+            signed = await ledger.checkpoint(spec, seq)
+            if signed is not None:
+                existing.append(signed)
+    records = await repository.records_between(session, spec, first, last)
+    bundle = build_bundle(records, existing, ledger.public_key_pem, fmt)
+    return bundle, len(records)

@@ -1,0 +1,103 @@
+"""API shapes of the access log and the dissemination log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from lpr_audit.chain import Checkpoint
+from lpr_common.audit_client import AuditEvent, DisseminationRecord
+
+
+class EventBatch(BaseModel):
+    """Events to append to the access log, in order."""
+
+    events: list[AuditEvent] = Field(min_length=1)
+
+
+class DisseminationBatch(BaseModel):
+    """Records to append to the dissemination log, in order."""
+
+    records: list[DisseminationRecord] = Field(min_length=1)
+
+
+class AppendAnswer(BaseModel):
+    """Where the records landed in the chain; they are durable when this is returned."""
+
+    accepted: int
+    first_seq: int
+    last_seq: int
+
+
+class ChainEntryPublic(BaseModel):
+    """A stored chain record: its place in the chain and its hashed fields."""
+
+    seq: int
+    prev_hash: str
+    hash: str
+    fields: dict[str, Any]
+
+
+class EntryPage(BaseModel):
+    """One page of records in seq order; pass ``next_after_seq`` to get the next page."""
+
+    items: list[ChainEntryPublic]
+    next_after_seq: int | None
+
+
+class CheckpointPublic(BaseModel):
+    """A signed checkpoint."""
+
+    chain: str
+    seq: int
+    hash: str
+    created_at: datetime
+    signature: str
+    key_id: str
+
+    @classmethod
+    def of(cls, chain: str, checkpoint: Checkpoint) -> CheckpointPublic:
+        """Build from a chain name and a checkpoint."""
+        return cls(
+            chain=chain,
+            seq=checkpoint.seq,
+            hash=checkpoint.hash,
+            created_at=checkpoint.created_at,
+            signature=checkpoint.signature,
+            key_id=checkpoint.key_id,
+        )
+
+
+class CheckpointRequest(BaseModel):
+    """Which chain to checkpoint now."""
+
+    chain: Literal["access", "dissemination"] = "access"
+
+
+class MisuseRule(BaseModel):
+    """One rule of the misuse report, with the thresholds in force."""
+
+    rule: str
+    statement: str
+
+
+class MisuseFlag(BaseModel):
+    """A user flagged by one rule, with the evidence."""
+
+    subject_id: str
+    rule: str
+    statement: str
+    evidence: dict[str, Any]
+
+
+class MisuseReport(BaseModel):
+    """Users whose searches are unusual against their peers and their own habits."""
+
+    period_start: datetime
+    period_end: datetime
+    searches_considered: int
+    users_considered: int
+    rules: list[MisuseRule]
+    flags: list[MisuseFlag]

@@ -1,0 +1,136 @@
+"""Routes of the dissemination log: internal appends, queries and exports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from lpr_audit.access_log import repository as queries
+from lpr_audit.access_log.exports import build_export, resolve_range
+from lpr_audit.access_log.schemas import (
+    AppendAnswer,
+    ChainEntryPublic,
+    DisseminationBatch,
+    EntryPage,
+)
+from lpr_audit.deps import LOG_READERS, LedgerDep, SettingsDep, record_access, require_role
+from lpr_audit.ledger.chains import DISSEMINATION
+from lpr_common.context import ContextDep, InternalContextDep
+from lpr_common.db import SessionDep
+from lpr_common.errors import InvalidInput
+
+internal_router = APIRouter(prefix="/internal/v1", tags=["internal"])
+router = APIRouter(prefix="/v1/dissemination", tags=["dissemination log"])
+
+
+@internal_router.post("/disseminations", status_code=201)
+async def append_disseminations(
+    batch: DisseminationBatch, _: InternalContextDep, ledger: LedgerDep, settings: SettingsDep
+) -> AppendAnswer:
+    """Append records to the dissemination log; answer once they are durable."""
+    if len(batch.records) > settings.audit_max_request_events:
+        raise InvalidInput.field(
+            "records", f"at most {settings.audit_max_request_events} records per request"
+        )
+    result = await ledger.append_disseminations(batch.records)
+    return AppendAnswer(accepted=result.count, first_seq=result.first_seq, last_seq=result.last_seq)
+
+
+@router.get("")
+async def query_disseminations(
+    context: ContextDep,
+    session: SessionDep,
+    ledger: LedgerDep,
+    response: Response,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+    recipient_agency: str | None = None,
+    released_by: str | None = None,
+    mou_id: str | None = None,
+    purpose: str | None = None,
+    case_number: str | None = None,
+    data_class: str | None = None,
+    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> EntryPage:
+    """Query the dissemination log by time, recipient, releaser, MOU, purpose and case."""
+    require_role(context, LOG_READERS, "the dissemination log")
+    filters = {
+        "recipient_agency": recipient_agency,
+        "released_by": released_by,
+        "mou_id": mou_id,
+        "purpose": purpose,
+        "case_number": case_number,
+        "data_class": data_class,
+    }
+    rows = await queries.page(
+        session,
+        queries.DISSEMINATION_TABLE,
+        equals=filters,
+        start=start,
+        end=end,
+        after_seq=after_seq,
+        limit=limit,
+    )
+    await record_access(
+        ledger,
+        context,
+        resource="dissemination",
+        action="read",
+        query={
+            **filters,
+            "from": None if start is None else start.isoformat(),
+            "to": None if end is None else end.isoformat(),
+            "after_seq": after_seq,
+        },
+        result_count=len(rows),
+    )
+    response.headers["X-LPR-Result-Count"] = str(len(rows))
+    return EntryPage(
+        items=[
+            ChainEntryPublic(seq=r.seq, prev_hash=r.prev_hash, hash=r.hash, fields=r.fields)
+            for r in rows
+        ],
+        next_after_seq=rows[-1].seq if len(rows) == limit else None,
+    )
+
+
+@router.get(
+    "/exports",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}, "description": "the bundle (zip)"}},
+)
+async def export_disseminations(
+    context: ContextDep,
+    session: SessionDep,
+    ledger: LedgerDep,
+    format: Literal["jsonl", "csv"] = "jsonl",
+    from_seq: Annotated[int | None, Query(ge=1)] = None,
+    to_seq: Annotated[int | None, Query(ge=1)] = None,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+) -> Response:
+    """Export a range of the dissemination log as a bundle that verifies offline."""
+    require_role(context, LOG_READERS, "the dissemination log")
+    first, last = await resolve_range(
+        session, DISSEMINATION, from_seq=from_seq, to_seq=to_seq, start=start, end=end
+    )
+    bundle, count = await build_export(session, ledger, DISSEMINATION, first, last, format)
+    await record_access(
+        ledger,
+        context,
+        resource="dissemination",
+        action="export",
+        query={"format": format, "from_seq": first, "to_seq": last},
+        result_count=count,
+    )
+    return Response(
+        bundle,
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="dissemination-log-{first}-{last}.zip"',
+            "X-LPR-Result-Count": str(count),
+        },
+    )

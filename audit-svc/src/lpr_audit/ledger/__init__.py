@@ -1,0 +1,1 @@
+"""The hash chains stored in PostgreSQL: tables, the single writer, checkpoints, verification."""

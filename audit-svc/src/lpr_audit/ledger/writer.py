@@ -1,0 +1,172 @@
+"""The single writer of a chain: batches concurrent appends into one transaction.
+
+Requests put their encoded records on a queue and wait. One task takes everything queued
+(up to ``max_batch`` records), and in one transaction takes the chain's advisory lock,
+reads the tail, links the records after it and COPYs them in; then it answers every
+waiting request with its seq range. One writer per process means concurrent requests
+cannot fork the chain; the advisory lock means several replicas cannot either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from lpr_audit.chain import GENESIS_HEAD, ChainHead, LinkedHash, link_encoded
+from lpr_audit.ledger.chains import ChainSpec, PendingRecord
+from lpr_audit.settings import SCHEMA
+from lpr_common.errors import ServiceUnavailable
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """Where a request's records landed: ``first_seq..last_seq`` (contiguous)."""
+
+    first_seq: int
+    last_seq: int
+
+    @property
+    def count(self) -> int:
+        """How many records were appended."""
+        return self.last_seq - self.first_seq + 1
+
+
+async def read_head(connection: AsyncConnection, spec: ChainSpec) -> ChainHead:
+    """Return the chain's committed tail (the genesis head when empty)."""
+    row = (
+        await connection.execute(
+            text(f"SELECT seq, hash FROM {spec.qualified_table} ORDER BY seq DESC LIMIT 1")
+        )
+    ).first()
+    return GENESIS_HEAD if row is None else ChainHead(int(row[0]), str(row[1]))
+
+
+async def write_batch(
+    connection: AsyncConnection, spec: ChainSpec, records: Sequence[PendingRecord]
+) -> list[LinkedHash]:
+    """Lock the tail, link ``records`` after it and insert them, inside the open transaction.
+
+    The caller commits; the advisory lock is released at commit or rollback.
+    """
+    await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": spec.lock_key})
+    head = await read_head(connection, spec)
+    linked, _ = link_encoded(head, (record.canonical for record in records))
+    rows = [
+        (link.seq, link.prev_hash, link.hash, record.canonical.decode("utf-8"), *record.columns)
+        for link, record in zip(linked, records, strict=True)
+    ]
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    await driver.copy_records_to_table(
+        spec.table,
+        schema_name=SCHEMA,
+        columns=["seq", "prev_hash", "hash", "fields", *spec.columns],
+        records=rows,
+    )
+    return linked
+
+
+_Waiting = tuple[Sequence[PendingRecord], "asyncio.Future[AppendResult]"]
+
+
+class ChainWriter:
+    """The one task that appends to a chain in this process."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        spec: ChainSpec,
+        *,
+        max_batch: int = 5000,
+        on_appended: Callable[[ChainSpec, int], None] | None = None,
+    ) -> None:
+        self._engine = engine
+        self.spec = spec
+        self._max_batch = max_batch
+        self._on_appended = on_appended
+        self._queue: asyncio.Queue[_Waiting] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the writer task."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"audit-writer-{self.spec.name}")
+
+    async def stop(self) -> None:
+        """Stop the writer; requests still queued are answered 503."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        while not self._queue.empty():
+            _, future = self._queue.get_nowait()
+            if not future.done():
+                future.set_exception(ServiceUnavailable("audit log is shutting down"))
+
+    async def append(self, records: Sequence[PendingRecord]) -> AppendResult:
+        """Append ``records`` (contiguously, in order); return once they are committed.
+
+        Raises:
+            ServiceUnavailable: the records could not be made durable.
+        """
+        if not records:
+            raise ValueError("nothing to append")
+        if self._task is None or self._task.done():
+            raise ServiceUnavailable("audit log writer is not running")
+        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        await self._queue.put((records, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            size = len(batch[0][0])
+            while size < self._max_batch and not self._queue.empty():
+                item = self._queue.get_nowait()
+                batch.append(item)
+                size += len(item[0])
+            await self._write(batch)
+
+    async def _write(self, batch: list[_Waiting]) -> None:
+        try:
+            results = await self._commit([records for records, _ in batch])
+        except Exception as error:  # any failure must answer the waiting requests
+            if len(batch) > 1:
+                # Write each request alone, so one bad request cannot fail the others.
+                for item in batch:
+                    await self._write([item])
+                return
+            _logger.exception("audit %s chain append failed", self.spec.name)
+            failure = ServiceUnavailable(f"audit log could not record: {type(error).__name__}")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(failure)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+        if self._on_appended is not None:
+            self._on_appended(self.spec, sum(result.count for result in results))
+
+    async def _commit(self, groups: list[Sequence[PendingRecord]]) -> list[AppendResult]:
+        flat = [record for group in groups for record in group]
+        async with self._engine.connect() as connection, connection.begin():
+            linked = await write_batch(connection, self.spec, flat)
+        results: list[AppendResult] = []
+        position = 0
+        for group in groups:
+            results.append(
+                AppendResult(linked[position].seq, linked[position + len(group) - 1].seq)
+            )
+            position += len(group)
+        return results

@@ -1,0 +1,1 @@
+"""The transparency report: aggregate counts only, no plates."""

@@ -1,0 +1,52 @@
+"""Route of the transparency report."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from lpr_audit.deps import REPORT_READERS, LedgerDep, SettingsDep, record_access, require_role
+from lpr_audit.reports.html import render
+from lpr_audit.reports.transparency import TransparencyReport, build_report
+from lpr_common.context import ContextDep
+from lpr_common.db import SessionDep
+from lpr_common.errors import InvalidInput
+
+router = APIRouter(prefix="/v1/reports", tags=["reports"])
+
+
+@router.get(
+    "/transparency",
+    response_model=TransparencyReport,
+    responses={200: {"content": {"text/html": {}}}},
+)
+async def transparency_report(
+    context: ContextDep,
+    session: SessionDep,
+    ledger: LedgerDep,
+    settings: SettingsDep,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+    format: Literal["json", "html"] = "json",
+) -> JSONResponse | HTMLResponse:
+    """Report aggregate counts for a period (no plates), as JSON or an HTML page."""
+    require_role(context, REPORT_READERS, "the transparency report")
+    period_end = end or datetime.now(UTC)
+    period_start = start or period_end - timedelta(days=365)
+    if period_end <= period_start:
+        raise InvalidInput.field("to", "must be after from")
+    report = await build_report(session, period_start, period_end)
+    await record_access(
+        ledger,
+        context,
+        resource="reports",
+        action="read",
+        query={"from": period_start.isoformat(), "to": period_end.isoformat(), "format": format},
+        result_count=1,
+    )
+    if format == "html":
+        return HTMLResponse(render(report, settings.agency))
+    return JSONResponse(report.model_dump(mode="json"))

@@ -1,0 +1,1 @@
+"""Retention settings per class (IACP B.1.a, E) and the receipts of each purge."""

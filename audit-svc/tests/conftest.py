@@ -1,0 +1,92 @@
+"""Fixtures of the audit service tests: the app, signed contexts, the checkpoint key."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lpr_audit.app import create_app
+from lpr_audit.chain import load_or_create_checkpoint_key
+from lpr_audit.settings import Settings
+from lpr_common.context import CONTEXT_HEADER, CONTEXT_KEY_NAME, ContextSigner, RequestContext
+from lpr_common.keys import load_or_create_ed25519
+from lprctl.pytest_plugin import app_client
+
+ContextHeaders = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def audit_settings(service_env: dict[str, str]) -> Settings:
+    """Settings pointing at the test database and data directory."""
+    return Settings()
+
+
+@pytest.fixture
+def checkpoint_key(audit_settings: Settings) -> Ed25519PrivateKey:
+    """The checkpoint signing key the service uses."""
+    return load_or_create_checkpoint_key(audit_settings.keys_dir)
+
+
+@pytest.fixture
+def context_headers(audit_settings: Settings) -> ContextHeaders:
+    """Mint the signed context header the gateway would send for one request."""
+    signer = ContextSigner(load_or_create_ed25519(audit_settings.keys_dir, CONTEXT_KEY_NAME))
+
+    def mint(
+        method: str,
+        path: str,
+        *,
+        roles: tuple[str, ...] = ("auditor",),
+        subject_id: str = "auditor-1",
+        kind: str = "user",
+        agency: str = "CA0010000",
+    ) -> dict[str, str]:
+        context = RequestContext.model_validate(
+            {
+                "subject_kind": kind,
+                "subject_id": subject_id,
+                "agency": agency,
+                "roles": list(roles),
+                "method": method,
+                "path": path,
+                "issued_at": datetime.now(UTC),
+            }
+        )
+        return {CONTEXT_HEADER: signer.sign(context)}
+
+    return mint
+
+
+@pytest.fixture
+def service_headers(context_headers: ContextHeaders) -> Callable[[str, str], dict[str, str]]:
+    """Mint the context another platform service sends on internal calls."""
+
+    def mint(method: str, path: str) -> dict[str, str]:
+        return context_headers(
+            method, path, roles=("service",), subject_id="gateway", kind="service", agency="*"
+        )
+
+    return mint
+
+
+@pytest.fixture
+def app(audit_settings: Settings) -> FastAPI:
+    """A fresh audit app."""
+    return create_app(audit_settings)
+
+
+@pytest.fixture
+async def client(app: FastAPI, session: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client; what requests write through the session is rolled back.
+
+    Chain appends go through the service's own writer and are committed, as in production;
+    tests use unique values so they do not see each other's records.
+    """
+    async with app_client(app, session) as running:
+        yield running
