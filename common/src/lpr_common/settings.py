@@ -31,6 +31,8 @@ class LprSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", env_prefix="LPR_")
 
     environment: Literal["dev", "test", "production"] = "dev"
+    # ORI of the agency that runs this platform and owns its data (``LPR_AGENCY``).
+    agency: str = "CA0010000"
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str = Field(
         default=f"postgresql://postgres@127.0.0.1:{DEFAULT_DATABASE_PORT}/lpr",

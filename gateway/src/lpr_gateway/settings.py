@@ -7,9 +7,35 @@ from pydantic_settings import SettingsConfigDict
 from lpr_common.settings import LprSettings
 
 SCHEMA = "gateway"
+JWT_KEY_NAME = "gateway_jwt_ed25519"
 
 
 class Settings(LprSettings):
-    """Gateway settings; service-specific ones take the ``LPR_GATEWAY_`` prefix."""
+    """Gateway settings; service-specific ones take the ``LPR_GATEWAY_`` prefix.
+
+    The fields are named ``gateway_*`` under the common ``LPR_`` prefix, so
+    ``gateway_token_ttl_s`` is set by ``LPR_GATEWAY_TOKEN_TTL_S``.
+    """
 
     model_config = SettingsConfigDict(extra="ignore", env_prefix="LPR_")
+
+    # Issuer written into and required of the gateway's own tokens.
+    gateway_token_issuer: str = "lpr-gateway"
+    gateway_token_ttl_s: int = 900
+    # CJIS 5.5.3: lock an account after repeated failed logins, for a while.
+    gateway_login_max_failures: int = 5
+    gateway_lockout_minutes: int = 15
+    # An agency identity provider whose tokens are accepted as well (issuer + JWKS).
+    gateway_oidc_issuer: str | None = None
+    gateway_oidc_jwks_url: str | None = None
+    gateway_oidc_audience: str | None = None
+    # Claim of the identity provider's token naming the local user.
+    gateway_oidc_username_claim: str = "preferred_username"
+    gateway_max_body_bytes: int = 10 * 1024 * 1024
+    # Camera HMAC signatures older than this are refused; replays inside it are refused too.
+    gateway_signature_max_age_s: int = 300
+    # How often each replica re-reads the runtime policy rows when no NOTIFY arrives.
+    gateway_policy_poll_s: float = 5.0
+    gateway_outbox_flush_s: float = 2.0
+    # Read timeout towards the services; event streams have none.
+    gateway_upstream_timeout_s: float = 30.0

@@ -1,0 +1,319 @@
+"""The one policy dependency: authenticate, decide, audit, on every public request.
+
+Every router of the gateway (its own records and the forwarded operations, and the
+catch-all for unknown paths) depends on :func:`guard`. The route FastAPI matched is
+looked up in :mod:`lpr_gateway.access.routes`; no row means deny (404, audited).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID, uuid4
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.routing import APIRoute
+
+from lpr_common.audit_client import AuditEvent, Outcome
+from lpr_common.db import SessionDep
+from lpr_common.errors import LprError, NotFound, PayloadTooLarge, Unauthenticated
+from lpr_common.plates import InvalidPlate, normalize_plate
+from lpr_gateway.access import audit
+from lpr_gateway.access.identify import (
+    Principal,
+    authenticate,
+    build_subject,
+    credentials_present,
+)
+from lpr_gateway.access.routes import RouteRule, rule_for
+from lpr_gateway.errors import Denied
+from lpr_gateway.settings import Settings
+from lpr_policy import AccessContext, Decision, PolicyEngine, Subject
+
+PURPOSE_HEADER = "X-LPR-Purpose"
+CASE_NUMBER_HEADER = "X-LPR-Case-Number"
+OFFENSE_HEADER = "X-LPR-Offense"
+REASON_HEADER = "X-LPR-Reason"
+AUDIT_EVENT_HEADER = "X-LPR-Audit-Event"
+REQUEST_ID_HEADER = "X-Request-Id"
+SEARCH_FIELDS = ("plate", "time_range", "area", "cameras", "deployments", "state")
+
+
+@dataclass
+class Caller:
+    """The outcome of the guard for an allowed request."""
+
+    rule: RouteRule
+    principal: Principal | None
+    subject: Subject | None
+    decision: Decision | None
+    access: AccessContext | None
+    event: AuditEvent
+    body: bytes = b""
+    audited: bool = False
+    request_id: UUID = field(default_factory=uuid4)
+
+    @property
+    def user_id(self) -> UUID | None:
+        """The calling user's id, when a user calls."""
+        principal = self.principal
+        return principal.user.id if principal is not None and principal.user else None
+
+    def has_role(self, *roles: str) -> bool:
+        """True when the caller holds one of ``roles``."""
+        return self.principal is not None and bool(set(self.principal.roles) & set(roles))
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    # Later readers (the route, the forwarder) get the same bytes.
+    request._body = body
+    return body
+
+
+def _json_body(request: Request, body: bytes) -> dict[str, Any] | None:
+    if not body or "json" not in request.headers.get("content-type", ""):
+        return None
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _since(payload: dict[str, Any] | None, request: Request) -> datetime | None:
+    time_range = (payload or {}).get("time_range")
+    if isinstance(time_range, dict):
+        for name in ("start", "from", "since"):
+            if name in time_range:
+                return _parse_time(time_range[name])
+    for name in ("since", "from", "start"):
+        if name in request.query_params:
+            return _parse_time(request.query_params[name])
+    return None
+
+
+def _text(value: object) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def access_context(
+    request: Request, rule: RouteRule, payload: dict[str, Any] | None, settings: Settings
+) -> AccessContext:
+    """Why and on what: purpose, case number, offense, reason, time range (A.1-2, C.8)."""
+    headers = request.headers
+    values = {
+        "purpose": _text(headers.get(PURPOSE_HEADER)),
+        "case_number": _text(headers.get(CASE_NUMBER_HEADER)),
+        "offense": _text(headers.get(OFFENSE_HEADER)),
+        "reason": _text(headers.get(REASON_HEADER)),
+    }
+    body = payload or {}
+    for name in values:
+        from_body = _text(body.get(name))
+        # The search body is authoritative (docs/internal-api.md); elsewhere it fills gaps.
+        if from_body is not None and (rule.body_context or values[name] is None):
+            values[name] = from_body
+    return AccessContext(
+        target_agency=settings.agency,
+        purpose=values["purpose"],
+        offense=values["offense"],
+        case_number=values["case_number"],
+        reason=values["reason"],
+        since=_since(payload, request),
+        now=request.state.now,
+    )
+
+
+def _plate(payload: dict[str, Any] | None, request: Request) -> str | None:
+    raw = (payload or {}).get("plate") or request.query_params.get("plate")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return normalize_plate(raw)
+    except (InvalidPlate, ValueError):
+        return raw[:32]
+
+
+def base_event(request: Request, outcome: Outcome) -> AuditEvent:
+    """An ``access.decision`` event with what is known of the request so far."""
+    client = request.client
+    return AuditEvent(
+        component=audit.COMPONENT,
+        event_type="access.decision",
+        outcome=outcome,
+        method=request.method,
+        path=request.url.path,
+        query=dict(request.query_params) or None,
+        request_id=str(request.state.request_id),
+        client_address=client.host if client else None,
+    )
+
+
+def _describe(event: AuditEvent, principal: Principal | None) -> None:
+    if principal is None:
+        return
+    event.subject_kind = principal.kind.value
+    event.subject_id = principal.id
+    event.subject_name = principal.name
+    event.agency = principal.agency
+    event.roles = list(principal.roles)
+    if principal.mou is not None:
+        event.mou_id = str(principal.mou.id)
+    if principal.camera is not None:
+        event.details = {
+            "camera_id": str(principal.camera.id),
+            "deployment_id": str(principal.camera.deployment_id)
+            if principal.camera.deployment_id
+            else None,
+        }
+
+
+async def _deny(
+    app: FastAPI,
+    event: AuditEvent,
+    error: LprError,
+    *,
+    rule: str,
+    durable: bool,
+    clause: str | None = None,
+) -> LprError:
+    """Audit a refusal, then hand back the error to raise (503 instead if not auditable)."""
+    event.outcome = "denied"
+    event.rule = rule
+    event.reason = error.detail
+    event.clause = clause
+    await audit.record(app, event, durable_fallback=durable)
+    error.headers = {**error.headers, **event_headers(event)}
+    return error
+
+
+def event_headers(event: AuditEvent) -> dict[str, str]:
+    """Headers telling the caller which audit event recorded the decision."""
+    return {AUDIT_EVENT_HEADER: str(event.event_id), REQUEST_ID_HEADER: event.request_id or ""}
+
+
+def _camera_reason(decision: Decision, principal: Principal) -> str:
+    camera = principal.camera
+    if decision.rule == "camera-out-of-service" and camera is not None:
+        check = camera.out_of_service_check_id
+        named = f"failed equipment check {check}" if check else "no passing equipment check"
+        return f"camera out of service: {named}; a passing check by an authorised repairer returns it to service (B.2, B.3)"
+    return decision.reason
+
+
+async def guard(request: Request, response: Response, session: SessionDep) -> Caller:
+    """Authenticate the caller, decide with the policy, audit the decision."""
+    app: FastAPI = request.app
+    settings: Settings = app.state.settings
+    request.state.now = datetime.now(UTC)
+    request.state.request_id = uuid4()
+    route = request.scope.get("route")
+    template = route.path if isinstance(route, APIRoute) else ""
+    rule = rule_for(request.method, template)
+    event = base_event(request, "denied")
+    if rule is None:
+        principal = None
+        if credentials_present(request):
+            try:
+                principal = await authenticate(request, session, b"", settings)
+            except LprError:
+                principal = None
+        _describe(event, principal)
+        raise await _deny(
+            app,
+            event,
+            NotFound(f"no such operation: {request.method} {request.url.path}"),
+            rule="unknown-route",
+            durable=False,
+        )
+    if rule.public:
+        event.outcome = "allowed"
+        return Caller(rule, None, None, None, None, event, request_id=request.state.request_id)
+    durable = rule.camera_ingest
+    if rule.resource is not None:
+        event.resource, event.action = (
+            rule.resource.value,
+            rule.action.value if rule.action else None,
+        )
+    try:
+        body = (
+            await _read_body(request, settings.gateway_max_body_bytes)
+            if request.method in {"POST", "PUT", "PATCH", "DELETE"}
+            else b""
+        )
+        principal = await authenticate(request, session, body, settings)
+    except (PayloadTooLarge, Unauthenticated) as error:
+        raise await _deny(app, event, error, rule=error.slug, durable=durable)
+    _describe(event, principal)
+    assert rule.resource is not None
+    assert rule.action is not None
+    subject = await build_subject(session, principal, settings, request.state.now)
+    payload = _json_body(request, body)
+    access = access_context(request, rule, payload, settings)
+    engine: PolicyEngine = app.state.policy
+    decision = engine.decide(subject, rule.resource, rule.action, access)
+    event.purpose, event.case_number = access.purpose, access.case_number
+    event.target_agency = access.target_agency
+    event.plate = _plate(payload, request)
+    if payload is not None and rule.body_context:
+        event.query = {
+            **(event.query or {}),
+            **{k: payload[k] for k in SEARCH_FIELDS if k in payload},
+        }
+    if not decision.allowed:
+        reason = _camera_reason(decision, principal)
+        raise await _deny(
+            app,
+            event,
+            Denied(reason, rule=decision.rule, clause=decision.clause),
+            rule=decision.rule,
+            durable=durable,
+            clause=decision.clause,
+        )
+    event.outcome, event.rule = "allowed", decision.rule
+    event.reason, event.clause = decision.reason, decision.clause
+    caller = Caller(
+        rule,
+        principal,
+        subject,
+        decision,
+        access,
+        event,
+        body=body,
+        request_id=request.state.request_id,
+    )
+    # Reads of forwarded data are audited once the answer's count is known, before the
+    # answer is released; anything that changes state is audited before it happens.
+    if not rule.forwarded or rule.mutating:
+        await audit.record(app, event, durable_fallback=durable)
+        caller.audited = True
+    # Applied to the gateway's own answers; the forwarder sets them on its streams.
+    response.headers.update(event_headers(event))
+    request.state.caller = caller
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(guard)]
+"""The guarded caller of a gateway route (same object the router-level guard produced)."""

@@ -1,0 +1,167 @@
+"""Audit fails closed (except camera reads, which queue durably) and routing streams."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.tests.conftest import Gateway, problem
+from lpr_gateway.access.audit import flush_outbox
+from lpr_gateway.access.models import AuditOutbox
+
+KEY = "lprcam_outbox-key-00000000000000000000000000000000"
+READ = b'{"captured_at": "2026-11-29T10:00:00Z", "plate": "OUT123"}'
+
+
+async def outbox_rows(engine: AsyncEngine, marker: str) -> int:
+    async with engine.connect() as connection:
+        count = await connection.scalar(
+            select(func.count())
+            .select_from(AuditOutbox)
+            .where(text("event->>'request_id' = :marker").bindparams(marker=marker))
+        )
+    return int(count or 0)
+
+
+async def test_user_requests_fail_closed_when_audit_is_down(gateway: Gateway) -> None:
+    officer = await gateway.user("ofc.failclosed", ["officer"])
+    gateway.audit.down = True
+    response = await gateway.client.get("/v1/cameras", headers=gateway.token(officer))
+    assert response.status_code == 503
+    assert "audit log unavailable" in problem(response)["detail"]
+    denied = await gateway.client.get("/v1/cameras")
+    assert denied.status_code == 503  # even a refusal is not answered unaudited
+    gateway.audit.down = False
+    assert (
+        await gateway.client.get("/v1/cameras", headers=gateway.token(officer))
+    ).status_code == 200
+
+
+async def test_camera_reads_are_accepted_and_queued_while_audit_is_down(
+    gateway: Gateway, engine: AsyncEngine
+) -> None:
+    # Only the flush below sends the queue: the background flusher must not race it.
+    await gateway.camera(await gateway.deployment(), key=KEY)
+    gateway.audit.down = True
+    response = await gateway.client.post(
+        "/v1/reads",
+        content=READ,
+        headers={"X-Camera-Key": KEY, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 201, response.text
+    request_id = response.json()["context"]["request_id"]
+    assert await outbox_rows(engine, request_id) == 1
+    assert not any(e.get("request_id") == request_id for e in gateway.audit.events)
+
+    gateway.audit.down = False
+    for _ in range(50):
+        if await outbox_rows(engine, request_id) == 0:
+            break
+        await flush_outbox(gateway.app)
+        await asyncio.sleep(0.05)
+    assert await outbox_rows(engine, request_id) == 0
+    delivered = [e for e in gateway.audit.events if e.get("request_id") == request_id]
+    assert len(delivered) == 1
+    assert (delivered[0]["outcome"], delivered[0]["resource"]) == ("allowed", "reads")
+
+
+async def test_unknown_routes_are_404_and_audited(gateway: Gateway) -> None:
+    officer = await gateway.user("ofc.unknown", ["officer"])
+    response = await gateway.client.delete("/v1/nothing/here", headers=gateway.token(officer))
+    assert response.status_code == 404
+    assert "no such operation" in problem(response)["detail"]
+    event = gateway.audit.last()
+    assert (event["outcome"], event["rule"], event["path"]) == (
+        "denied",
+        "unknown-route",
+        "/v1/nothing/here",
+    )
+    assert event["subject_id"] == str(officer.id)
+    internal = await gateway.client.get("/internal/v1/anything")
+    assert internal.status_code == 404
+
+
+async def test_alert_stream_flows_through_the_gateway(gateway: Gateway) -> None:
+    officer = await gateway.user("ofc.stream", ["officer"])
+    chunks = []
+    async with gateway.client.stream(
+        "GET", "/v1/alerts/stream", headers=gateway.token(officer)
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        async for chunk in response.aiter_text():
+            chunks.append(chunk)
+    text_body = "".join(chunks)
+    assert text_body.count("event: alert") == 3
+    assert "id: 2" in text_body
+
+
+async def test_upstream_problems_and_statuses_pass_through(gateway: Gateway) -> None:
+    officer = await gateway.user("ofc.upstream", ["officer"])
+    response = await gateway.client.get(
+        "/v1/reads/missing", headers={**gateway.token(officer), "X-LPR-Purpose": "amber_alert"}
+    )
+    assert response.status_code == 404
+    assert response.json()["detail"] == "no read"
+    assert gateway.audit.last()["details"]["upstream_status"] == 404
+
+
+async def test_forwarded_context_is_signed_by_the_gateway_not_the_caller(
+    gateway: Gateway,
+) -> None:
+    officer = await gateway.user("ofc.smuggle", ["officer"])
+    response = await gateway.client.get(
+        "/v1/hotlists?since=2026-01-01",
+        headers={**gateway.token(officer), "X-LPR-Context": "forged.context"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["context"]["subject_id"] == str(officer.id)
+    assert body["context"]["roles"] == ["officer"]
+    assert body["query"] == {"since": "2026-01-01"}
+    assert "authorization" not in body["received_headers"]
+    assert body["received_headers"]["x-lpr-context"] != "forged.context"
+
+
+async def test_state_changes_upstream_are_audited_before_they_happen(gateway: Gateway) -> None:
+    officer = await gateway.user("ofc.entry", ["officer"])
+    gateway.audit.down = True
+    response = await gateway.client.post(
+        "/v1/hotlists/list-1/entries",
+        headers=gateway.token(officer),
+        json={"plate": "MAN123", "reason": "suspect vehicle seen at the burglary scene"},
+    )
+    assert response.status_code == 503
+    gateway.audit.down = False
+    response = await gateway.client.post(
+        "/v1/hotlists/list-1/entries",
+        headers=gateway.token(officer),
+        json={"plate": "MAN123", "reason": "too short"},
+    )
+    assert response.status_code == 403
+    assert problem(response)["rule"] == "reason-required"
+    response = await gateway.client.post(
+        "/v1/hotlists/list-1/entries",
+        headers=gateway.token(officer),
+        json={"plate": "MAN123", "reason": "suspect vehicle seen at the burglary scene"},
+    )
+    assert response.status_code == 201, response.text
+    assert gateway.audit.last()["rule"] == "C.6:officer-manual-entry-with-reason"
+
+
+async def test_each_prefix_goes_to_its_owner_longest_prefix_first(gateway: Gateway) -> None:
+    admin = await gateway.user("adm.routing", ["administrator"])
+    officer = await gateway.user("ofc.routing", ["officer"])
+    cases = [
+        (admin, "/v1/retention/settings", "audit"),
+        (admin, "/v1/retention/classes", "recognition"),
+        (officer, "/v1/hotlists", "hotlist"),
+        (officer, "/v1/alerts/a-1", "hotlist"),
+        (admin, "/v1/reports/transparency", "audit"),
+    ]
+    for caller, path, owner in cases:
+        response = await gateway.client.get(path, headers=gateway.token(caller))
+        assert response.status_code == 200, (path, response.text)
+        assert response.json()["service"] == owner, path

@@ -1,0 +1,175 @@
+"""Governance records through the API: purposes, MOUs and partner clients, results, policy rows."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import col
+
+from gateway.tests.conftest import PARTNER_AGENCY, Gateway, problem
+from lpr_common.testing import service_headers
+from lpr_gateway.governance.models import PolicyRule, PurposeRecord
+
+
+async def test_a12_vague_purposes_are_refused_at_creation(gateway: Gateway) -> None:
+    admin = await gateway.user("adm.purposes", ["administrator"])
+    for code, label in [
+        ("other", "Other"),
+        ("misc", "Miscellaneous"),
+        ("patrol_general", "General"),
+    ]:
+        response = await gateway.client.post(
+            "/v1/purposes", headers=gateway.token(admin), json={"code": code, "label": label}
+        )
+        assert response.status_code == 422, (code, response.text)
+        assert "vague purpose" in problem(response)["detail"]
+    count = await gateway.session.scalar(
+        select(func.count()).select_from(PurposeRecord).where(col(PurposeRecord.code) == "other")
+    )
+    assert count == 0
+    created = await gateway.client.post(
+        "/v1/purposes",
+        headers=gateway.token(admin),
+        json={"code": "hit_and_run", "label": "Hit and run investigation"},
+    )
+    assert created.status_code == 201, created.text
+    listed = await gateway.client.get("/v1/purposes", headers=gateway.token(admin))
+    assert "hit_and_run" in {p["code"] for p in listed.json()}
+
+
+async def test_d2_mou_and_partner_client_created_through_the_api(gateway: Gateway) -> None:
+    admin = await gateway.user("adm.mou", ["administrator"])
+    today = datetime.now(UTC).date()
+    mou = await gateway.client.post(
+        "/v1/mous",
+        headers=gateway.token(admin),
+        json={
+            "partner_agency": PARTNER_AGENCY,
+            "status": "active",
+            "data_classes": ["reads", "hits"],
+            "purposes": ["stolen_vehicle"],
+            "max_lookback_days": 30,
+            "signed_on": (today - timedelta(days=1)).isoformat(),
+            "expires_on": (today + timedelta(days=365)).isoformat(),
+            "contact": "records@nv.example.gov",
+        },
+    )
+    assert mou.status_code == 201, mou.text
+    bad = await gateway.client.post(
+        "/v1/mous",
+        headers=gateway.token(admin),
+        json={
+            "partner_agency": PARTNER_AGENCY,
+            "data_classes": ["reads"],
+            "purposes": ["curiosity"],
+            "max_lookback_days": 30,
+        },
+    )
+    assert bad.status_code == 422
+    assert problem(bad)["errors"][0]["field"] == "purposes"
+
+    created = await gateway.client.post(
+        f"/v1/mous/{mou.json()['id']}/clients", headers=gateway.token(admin)
+    )
+    assert created.status_code == 201, created.text
+    credentials = created.json()
+    listed = await gateway.client.get(
+        f"/v1/mous/{mou.json()['id']}/clients", headers=gateway.token(admin)
+    )
+    assert "client_secret" not in listed.text
+    token = await gateway.client.post(
+        "/v1/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": credentials["client_id"],
+            "client_secret": credentials["client_secret"],
+        },
+    )
+    assert token.status_code == 200, token.text
+    search = await gateway.client.get(
+        "/v1/reads/abc",
+        headers={
+            "Authorization": f"Bearer {token.json()['access_token']}",
+            "X-LPR-Purpose": "stolen_vehicle",
+        },
+    )
+    assert search.status_code == 200, search.text
+
+
+async def test_b1e_deployment_results_accrue_through_the_internal_route(
+    gateway: Gateway,
+) -> None:
+    deployment = await gateway.deployment()
+    path = f"/internal/v1/deployments/{deployment.id}/results"
+    refused = await gateway.client.post(path, json={"reads": 1})
+    assert refused.status_code == 401
+    for _ in range(2):
+        response = await gateway.client.post(
+            path,
+            json={"reads": 10, "hits": 1, "dispositions": 1},
+            headers=service_headers("POST", path, service="recognition"),
+        )
+        assert response.status_code == 200, response.text
+    assert (response.json()["reads_count"], response.json()["hits_count"]) == (20, 2)
+
+
+async def test_runtime_policy_row_reaches_the_engine_within_seconds(
+    gateway: Gateway, engine: AsyncEngine
+) -> None:
+    """A row committed by anyone (another replica, psql) is seen through NOTIFY or polling."""
+    officer = await gateway.user("ofc.grant", ["officer"])
+    refused = await gateway.client.get("/v1/users", headers=gateway.token(officer))
+    assert refused.status_code == 403
+    row = PolicyRule(
+        ptype="p",
+        v0=f"user:{officer.id}",
+        v1="*",
+        v2="users",
+        v3="read",
+        v4="",
+        v5="B.1.d:temporary-user-review",
+    )
+    async with AsyncSession(engine, expire_on_commit=False) as other:
+        other.add(row)
+        await other.commit()
+    try:
+        started = asyncio.get_running_loop().time()
+        while asyncio.get_running_loop().time() - started < 8:
+            if any(
+                "temporary-user-review" in (r[-1] or "") for r in gateway.app.state.policy.rules
+            ):
+                break
+            await asyncio.sleep(0.05)
+        elapsed = asyncio.get_running_loop().time() - started
+        assert elapsed < 8, elapsed
+        allowed = await gateway.client.get("/v1/users", headers=gateway.token(officer))
+        assert allowed.status_code == 200, allowed.text
+        assert gateway.audit.last()["rule"] == "B.1.d:temporary-user-review"
+    finally:
+        async with AsyncSession(engine) as other:
+            await other.execute(
+                delete(PolicyRule).where(col(PolicyRule.v5) == "B.1.d:temporary-user-review")
+            )
+            await other.commit()
+
+
+async def test_malformed_policy_row_is_refused_by_the_api(gateway: Gateway) -> None:
+    admin = await gateway.user("adm.rules", ["administrator"])
+    response = await gateway.client.post(
+        "/v1/policy/rules",
+        headers=gateway.token(admin),
+        json={
+            "ptype": "p",
+            "v0": "officer",
+            "v1": "*",
+            "v2": "reads",
+            "v3": "destroy",
+            "v4": "",
+            "v5": "X:bad",
+        },
+    )
+    assert response.status_code == 422
+    assert "unknown permission" in problem(response)["detail"]
