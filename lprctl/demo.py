@@ -1,22 +1,103 @@
-"""The demo: exercise, through the running stack, what the platform does so far."""
+"""The demo: the whole job of the platform, through the running stack, as its users do it.
+
+1. An administrator sets up governance: officers (one with expired training), a camera on
+   an approved deployment, an MOU partner; allowed and refused requests are shown with
+   their audit events.
+2. Hot lists are imported (an NCIC file and a CSV) holding plates of the dev images.
+3. The camera posts the dev images; Triton reads the plates.
+4. Alerts arrive on the officer's SSE stream; the officer verifies one, records its
+   disposition and flags another as a misread.
+5. The audit chains are verified and a transparency summary printed.
+"""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
 
 import httpx
 
 from lpr_common.settings import LprSettings
 from lprctl.stack import SERVICES
 
+PURPOSE = "stolen_vehicle"
+# Dev images posted by the demo camera; the first few plates go on the hot lists.
+DEMO_IMAGES = 12
+HOT_PLATES = 6
+
+
+def plates_dir() -> Path:
+    """The dev images: ``LPR_PLATES_DIR`` or ``../shared/data/plates`` beside the repository."""
+    configured = os.environ.get("LPR_PLATES_DIR")
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "plates"
+
+
+def token(client: httpx.Client, gateway_url: str, username: str, password: str) -> str:
+    """Log in with the OAuth2 password flow and return the bearer token."""
+    response = client.post(
+        f"{gateway_url}/v1/auth/token",
+        data={"grant_type": "password", "username": username, "password": password},
+    )
+    response.raise_for_status()
+    access_token: str = response.json()["access_token"]
+    return access_token
+
+
+def _labelled_plates(images_dir: Path, limit: int) -> list[str]:
+    plates = []
+    for label in sorted(images_dir.glob("*.txt"))[:limit]:
+        fields = label.read_text().strip().split("\t")
+        if len(fields) > 5:
+            plates.append("".join(ch for ch in fields[5].upper() if ch.isalnum()))
+    return plates
+
 
 def run_demo(settings: LprSettings) -> None:
     """Walk through the platform and print what happens."""
-    print("\n== demo ==")
-    with httpx.Client(timeout=10.0) as client:
+    from lprctl.demo_steps.audit import verify_and_report
+    from lprctl.demo_steps.gateway import setup_governance
+    from lprctl.demo_steps.hotlist import import_demo_lists, watch_alerts, work_alerts
+    from lprctl.demo_steps.recognition import post_dev_images
+
+    gateway = settings.gateway_url
+    us_images = plates_dir() / "us"
+    with httpx.Client(timeout=60.0) as client:
+        print("\n== the stack ==")
         for spec in SERVICES:
-            url = spec.url(settings)
-            ready = client.get(f"{url}/readyz").json()
-            openapi = client.get(f"{url}/openapi.json").json()
-            print(
-                f"{spec.name:<12} ready={ready['status']:<6} checks={ready['checks']}  api='{openapi['info']['title']}'"
-            )
-    print("== demo done ==\n")
+            ready = client.get(f"{spec.url(settings)}/readyz").json()
+            print(f"  {spec.name:<12} {ready['status']:<6} {ready['checks']}")
+
+        records: dict[str, Any] = setup_governance(client, gateway, settings.database_url)
+        admin = token(client, gateway, **records["administrator"])
+        officer = token(client, gateway, **records["officer_current"])
+
+        print("\n== hot lists ==")
+        hot = [(plate, "CA") for plate in _labelled_plates(us_images, DEMO_IMAGES)[:HOT_PLATES]]
+        import_demo_lists(client, gateway, admin, hot)
+
+        print("\n== reads: the camera posts the dev images, Triton reads the plates ==")
+        viewer = {"Authorization": f"Bearer {officer}", "X-LPR-Purpose": PURPOSE}
+        post_dev_images(
+            client,
+            gateway,
+            str(records["camera_key"]),
+            us_images,
+            DEMO_IMAGES,
+            viewer_headers=viewer,
+            timeout_s=180.0,
+        )
+
+        print("\n== alerts on the officer's stream ==")
+        events = watch_alerts(client, gateway, officer, count=2, timeout_s=90.0)
+        alert_ids = [str(event["data"]["alert"]["id"]) for event in events]
+        if alert_ids:
+            print("\n== the officer works the alerts (IACP C.4, C.5) ==")
+            work_alerts(client, gateway, officer, alert_ids[:2])
+        else:
+            print("  no alert arrived")
+
+    verify_and_report(settings.database_url, settings.data_dir)
+    print("\n== demo done ==\n")

@@ -6,9 +6,13 @@ temporary directory on a free port, unless ``DATABASE_URL`` points at a server.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import shutil
+import signal
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,9 +27,11 @@ from lpr_common.db import build_engine, get_session
 from lpr_common.migrations import upgrade
 from lpr_common.settings import LprSettings
 from lprctl.postgres import EmbeddedPostgres, free_port
-from lprctl.stack import SERVICES, Stack
+from lprctl.stack import SERVICES, Component, Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Tests that need plates recognized ask for this fixture; the stack then starts Triton.
+TRITON_FIXTURE = "recognition_stack"
 
 
 @pytest.fixture(scope="session")
@@ -141,6 +147,46 @@ class RunningStack:
     database_url: str
 
     @property
+    def triton(self) -> Component | None:
+        """The CPU Triton server, when a test of this session needs recognition."""
+        return self.stack.triton_component()
+
+    def stop_triton(self) -> None:
+        """Stop Triton with SIGTERM, as an outage would."""
+        if self.triton is None:
+            raise RuntimeError("this stack runs without Triton")
+        self.triton.stop()
+
+    def kill_triton(self) -> None:
+        """Kill Triton and its backend stubs with SIGKILL, as a crash would."""
+        triton = self.triton
+        if triton is None or triton.process is None:
+            raise RuntimeError("this stack runs without Triton")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(triton.process.pid, signal.SIGKILL)
+        triton.process.wait()
+
+    def start_triton(self, timeout_s: float = 120.0) -> None:
+        """Start Triton again and wait until its models are loaded."""
+        triton = self.triton
+        if triton is None or triton.ready_url is None:
+            raise RuntimeError("this stack runs without Triton")
+        if not triton.alive():
+            triton.start()
+        deadline = time.monotonic() + timeout_s
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if not triton.alive():
+                    raise RuntimeError(f"triton exited:\n{triton.tail_log()}")
+                try:
+                    if client.get(triton.ready_url).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.25)
+        raise RuntimeError(f"triton not ready after {timeout_s:.0f} s")
+
+    @property
     def gateway_url(self) -> str:
         """Base URL of the gateway, the only door."""
         return self.settings.gateway_url
@@ -151,12 +197,23 @@ class RunningStack:
         return url
 
 
+def _session_needs_triton(request: pytest.FixtureRequest) -> bool:
+    wanted = any(
+        TRITON_FIXTURE in getattr(item, "fixturenames", ()) for item in request.session.items
+    )
+    return wanted and importlib.util.find_spec("pytriton") is not None
+
+
 @pytest.fixture(scope="session")
-def running_stack(migrated_database_url: str) -> Iterator[RunningStack]:
+def running_stack(
+    migrated_database_url: str, request: pytest.FixtureRequest
+) -> Iterator[RunningStack]:
     """Start every service as real processes on free ports, once per test session.
 
     Whole-stack tests drive it over HTTP through the gateway, as users would. Data they
-    write is committed: use unique names.
+    write is committed: use unique names. The CPU Triton server (a few seconds to start)
+    runs only when a collected test asks for ``recognition_stack``; otherwise the
+    recognition service stores reads and leaves them pending.
     """
     directory = Path(tempfile.mkdtemp(prefix="lpr-test-stack-"))
     settings = LprSettings(
@@ -167,10 +224,26 @@ def running_stack(migrated_database_url: str) -> Iterator[RunningStack]:
         hotlist_url=f"http://127.0.0.1:{free_port()}",
         audit_url=f"http://127.0.0.1:{free_port()}",
     )
-    stack = Stack(settings, echo=lambda _: None, external_database_url=migrated_database_url)
+    stack = Stack(
+        settings,
+        echo=lambda _: None,
+        external_database_url=migrated_database_url,
+        triton="embedded" if _session_needs_triton(request) else "off",
+        triton_ports=(free_port(), free_port(), free_port()),
+        # Quick retries, so a test that stops Triton does not wait minutes for the reads.
+        extra_env={"LPR_RETRY_BASE_S": "0.5", "LPR_RETRY_MAX_S": "2", "LPR_WORKER_POLL_S": "0.2"},
+    )
     stack.start()
     try:
         yield RunningStack(settings, stack, migrated_database_url)
     finally:
         stack.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def recognition_stack(running_stack: RunningStack) -> RunningStack:
+    """The running stack with the real CPU Triton server reading plates."""
+    if running_stack.triton is None:
+        pytest.skip("nvidia-pytriton is not installed: no Triton server for recognition")
+    return running_stack

@@ -1,6 +1,7 @@
 """Start, supervise and stop the whole platform on one machine.
 
-Order: PostgreSQL (embedded unless ``DATABASE_URL`` is set), migrations, then the
+Order: PostgreSQL (embedded unless ``DATABASE_URL`` is set), migrations, the CPU Triton
+server from the ``nvidia-pytriton`` wheel (unless ``TRITON_URL`` names one), then the
 services. Every child runs in its own session so that Ctrl-C reaches only lprctl, which
 then stops the services first and the database last. A state file in the data
 directory lets ``lprctl status`` and ``lprctl down`` work from another shell.
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -60,6 +62,16 @@ SERVICES = (
 )
 
 
+def triton_ports_from_env() -> tuple[int, int, int]:
+    """HTTP, gRPC and metrics ports of the embedded Triton (``LPR_TRITON_PORTS=8100,8101,8102``)."""
+    raw = os.environ.get("LPR_TRITON_PORTS", "8100,8101,8102")
+    try:
+        http, grpc, metrics = (int(part) for part in raw.split(","))
+    except ValueError:
+        raise StackError(f"LPR_TRITON_PORTS must be three ports, e.g. 8100,8101,8102: {raw!r}")
+    return http, grpc, metrics
+
+
 def state_path(data_dir: Path) -> Path:
     """Where ``lprctl up`` records what it started."""
     return data_dir / "lprctl.json"
@@ -99,6 +111,11 @@ class Component:
     env: dict[str, str]
     log_path: Path
     url: str | None = None
+    # Readiness probe when it is not ``<url>/readyz`` (Triton answers on its own path).
+    ready_url: str | None = None
+    # SIGTERM only the main process, not its whole group: Triton stops its own backend
+    # stubs, which would otherwise die before it has unloaded the models.
+    signal_group: bool = True
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_restart_at: float = 0.0
@@ -132,7 +149,10 @@ class Component:
         if process is None or process.poll() is not None:
             return
         try:
-            os.killpg(process.pid, signal.SIGTERM)
+            if self.signal_group:
+                os.killpg(process.pid, signal.SIGTERM)
+            else:
+                process.send_signal(signal.SIGTERM)
         except ProcessLookupError:
             return
         try:
@@ -152,6 +172,11 @@ class Stack:
     postgres: EmbeddedPostgres | None = None
     components: list[Component] = field(default_factory=list)
     extra_components: list[Callable[[Stack], Component]] = field(default_factory=list)
+    # embedded: start the CPU Triton server; external: TRITON_URL names one; off: the
+    # recognition service only stores reads. None decides from TRITON_URL.
+    triton: Literal["embedded", "external", "off"] | None = None
+    triton_ports: tuple[int, int, int] = field(default_factory=lambda: triton_ports_from_env())
+    extra_env: dict[str, str] = field(default_factory=dict)
     _stopping: bool = False
 
     @property
@@ -173,6 +198,11 @@ class Stack:
             database_url = self._start_database()
             self._migrate(database_url)
             env = self._service_env(database_url)
+            if self.triton_mode == "embedded":
+                self._launch(self._triton_component(), ready_timeout_s)
+                env["TRITON_URL"] = f"localhost:{self.triton_ports[1]}"
+            elif self.triton_mode == "off":
+                env["LPR_RECOGNITION_ENABLED"] = "false"
             for factory in self.extra_components:
                 self._launch(factory(self), ready_timeout_s)
             for spec in SERVICES:
@@ -182,6 +212,52 @@ class Stack:
             self.stop()
             raise
         self._write_state()
+
+    @property
+    def triton_mode(self) -> Literal["embedded", "external", "off"]:
+        """Whether this stack starts Triton, uses the one at ``TRITON_URL``, or runs without."""
+        if self.triton is not None:
+            return self.triton
+        return "external" if os.environ.get("TRITON_URL") else "embedded"
+
+    def triton_component(self) -> Component | None:
+        """The embedded Triton server, when this stack started one."""
+        return next((c for c in self.components if c.name == "triton"), None)
+
+    def _triton_component(self) -> Component:
+        # Imported here: only this path needs the recognition package's server helpers.
+        from lpr_recognition.triton.repository import (
+            MODEL_REPOSITORY,
+            ModelRepositoryError,
+            assemble_model_repository,
+        )
+        from lpr_recognition.triton.server import (
+            TritonPorts,
+            TritonServer,
+            TritonServerError,
+            server_environment,
+        )
+
+        http, grpc, metrics = self.triton_ports
+        try:
+            assemble_model_repository(MODEL_REPOSITORY)
+            server = TritonServer(
+                MODEL_REPOSITORY,
+                self.data_dir / "triton",
+                ports=TritonPorts(http=http, grpc=grpc, metrics=metrics),
+            )
+            command, env = server.command(), server_environment()
+        except (ModelRepositoryError, TritonServerError, OSError) as exc:
+            raise StackError(f"triton cannot start: {exc}") from exc
+        self.echo(f"triton     localhost:{grpc} (gRPC, CPU, {MODEL_REPOSITORY})")
+        return Component(
+            "triton",
+            command,
+            env,
+            self.data_dir / "logs" / "triton.log",
+            ready_url=f"http://127.0.0.1:{http}/v2/health/ready",
+            signal_group=False,
+        )
 
     def _start_database(self) -> str:
         if self.external_database_url:
@@ -221,6 +297,7 @@ class Stack:
         )
         for spec in SERVICES:
             env[f"LPR_{spec.name.upper()}_URL"] = spec.url(self.settings)
+        env.update(self.extra_env)
         return env
 
     def _service_component(self, spec: ServiceSpec, env: dict[str, str]) -> Component:
@@ -245,7 +322,7 @@ class Stack:
 
     def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        pending = [c for c in self.components if c.url]
+        pending = [c for c in self.components if c.url or c.ready_url]
         with httpx.Client(timeout=2.0) as client:
             while pending:
                 for component in list(pending):
@@ -256,7 +333,7 @@ class Stack:
                             f"last lines of {component.log_path}:\n{component.tail_log()}"
                         )
                     try:
-                        response = client.get(f"{component.url}/readyz")
+                        response = client.get(component.ready_url or f"{component.url}/readyz")
                     except httpx.HTTPError:
                         continue
                     if response.status_code == 200:

@@ -1,0 +1,117 @@
+"""Content-addressed image storage.
+
+A blob's key is derived from the SHA-256 of its bytes (``ab/cd/<sha256>``), so the same
+image posted twice is stored once and a blob can be checked against its name at any time.
+:class:`BlobStore` is the interface; :class:`LocalBlobStore` keeps blobs on a local disk or
+volume, and an S3-compatible store can take its place behind the same methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+
+class BlobError(Exception):
+    """A blob is missing or its bytes no longer match its SHA-256."""
+
+
+class BlobMissing(BlobError):
+    """No blob is stored under the key."""
+
+
+class BlobCorrupted(BlobError):
+    """The stored bytes do not hash to the SHA-256 the blob was stored under."""
+
+
+def sha256_hex(data: bytes) -> str:
+    """The lowercase hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def blob_key(sha256: str) -> str:
+    """The storage key of a blob with this SHA-256: ``ab/cd/abcd...``."""
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise ValueError("not a lowercase hex SHA-256")
+    return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+class BlobStore(Protocol):
+    """Where image bytes live; every method is safe to call concurrently."""
+
+    async def put(self, data: bytes) -> tuple[str, str]:
+        """Store ``data`` durably and return ``(sha256, key)``; a no-op if already stored."""
+        ...
+
+    async def get(self, key: str) -> bytes:
+        """The bytes stored under ``key``, checked against their SHA-256.
+
+        Raises:
+            BlobMissing: Nothing is stored under ``key``.
+            BlobCorrupted: The bytes do not match the key's SHA-256.
+        """
+        ...
+
+
+class LocalBlobStore:
+    """Blobs as files under a directory, written atomically and fsynced."""
+
+    def __init__(self, root: Path) -> None:
+        """Use ``root`` (created on first write)."""
+        self.root = root
+
+    def path(self, key: str) -> Path:
+        """The file holding the blob ``key``."""
+        parts = key.split("/")
+        if len(parts) != 3 or blob_key(parts[2]) != key:
+            raise ValueError(f"not a blob key: {key!r}")
+        return self.root.joinpath(*parts)
+
+    def _put(self, data: bytes) -> tuple[str, str]:
+        sha256 = sha256_hex(data)
+        key = blob_key(sha256)
+        target = self.path(key)
+        # An existing blob is kept only if it is intact; a damaged one is rewritten.
+        if target.is_file() and sha256_hex(target.read_bytes()) == sha256:
+            return sha256, key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Temp file in the same directory, fsync, rename, fsync the directory: after a
+        # crash the blob is either complete under its name or absent, never partial.
+        descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        return sha256, key
+
+    def _get(self, key: str) -> bytes:
+        path = self.path(key)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise BlobMissing(f"no blob {key}") from None
+        if sha256_hex(data) != path.name:
+            raise BlobCorrupted(f"blob {key} does not match its SHA-256")
+        return data
+
+    async def put(self, data: bytes) -> tuple[str, str]:
+        """Store ``data`` durably and return ``(sha256, key)``; a no-op if already stored."""
+        return await asyncio.to_thread(self._put, data)
+
+    async def get(self, key: str) -> bytes:
+        """The bytes stored under ``key``, checked against their SHA-256."""
+        return await asyncio.to_thread(self._get, key)

@@ -1,0 +1,1 @@
+"""Reads: ingestion, storage and viewing of camera reads."""

@@ -1,0 +1,184 @@
+"""SQL of the reads domain. Functions only ``flush``; the caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import and_, delete, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from lpr_recognition.reads.models import (
+    OutboxKind,
+    OutboxMessage,
+    Plate,
+    Read,
+    ReadKey,
+    ReadStatus,
+)
+
+_reads = Read.__table__  # type: ignore[attr-defined]
+_keys = ReadKey.__table__  # type: ignore[attr-defined]
+_outbox = OutboxMessage.__table__  # type: ignore[attr-defined]
+
+
+async def get_read_key(
+    session: AsyncSession, *, camera_id: str, camera_read_id: str
+) -> ReadKey | None:
+    """The idempotency record of a camera's read id, if that id was seen."""
+    return await session.get(ReadKey, (camera_id, camera_read_id))
+
+
+async def claim_read_key(session: AsyncSession, key: ReadKey) -> bool:
+    """Insert the idempotency record; False when the camera's read id is already taken."""
+    values = key.model_dump(exclude={"created_at"})
+    statement = (
+        insert(_keys)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["camera_id", "camera_read_id"])
+        .returning(_keys.c.read_id)
+    )
+    inserted = (await session.execute(statement)).scalar_one_or_none()
+    return inserted is not None
+
+
+async def add_read(session: AsyncSession, read: Read) -> None:
+    """Insert a read (its day's partition must exist)."""
+    await session.execute(insert(_reads).values(**read.model_dump()))
+
+
+async def add_plates(session: AsyncSession, plates: Sequence[Plate]) -> None:
+    """Insert plates of one read."""
+    for plate in plates:
+        session.add(plate)
+    await session.flush()
+
+
+async def add_outbox(
+    session: AsyncSession,
+    *,
+    kind: OutboxKind,
+    payload: dict[str, Any],
+    now: datetime,
+    read_id: UUID | None = None,
+    captured_at: datetime | None = None,
+) -> None:
+    """Queue a message for another service, in the caller's transaction."""
+    await session.execute(
+        insert(_outbox).values(
+            kind=kind.value,
+            payload=payload,
+            read_id=read_id,
+            captured_at=captured_at,
+            created_at=now,
+            next_attempt_at=now,
+        )
+    )
+
+
+async def get_read(session: AsyncSession, read_id: UUID) -> Read | None:
+    """A read by id (looked up in every partition: the id alone does not name the day)."""
+    return (await session.execute(select(Read).where(_reads.c.id == read_id))).scalar_one_or_none()
+
+
+async def get_plates(session: AsyncSession, read: Read) -> list[Plate]:
+    """The plates of a read, in index order."""
+    result = await session.execute(
+        select(Plate)
+        .where(col(Plate.read_id) == read.id, col(Plate.captured_at) == read.captured_at)
+        .order_by(Plate.plate_index)  # type: ignore[arg-type]
+    )
+    return list(result.scalars())
+
+
+async def claim_due_reads(
+    session: AsyncSession, *, limit: int, now: datetime, lease: timedelta
+) -> list[Read]:
+    """Take pending reads whose time has come, hiding them from other workers for ``lease``.
+
+    ``SKIP LOCKED`` lets several workers (or replicas) claim side by side; the lease
+    (``next_attempt_at`` pushed ahead) frees a read again if its worker dies mid-way.
+    """
+    due = (
+        select(_reads.c.id, _reads.c.captured_at)
+        .where(
+            _reads.c.status == ReadStatus.pending.value,
+            _reads.c.next_attempt_at <= now,
+            _reads.c.blob_key.is_not(None),
+        )
+        .order_by(_reads.c.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("due")
+    )
+    statement = (
+        update(_reads)
+        .where(tuple_(_reads.c.id, _reads.c.captured_at).in_(select(due.c.id, due.c.captured_at)))
+        .values(attempts=_reads.c.attempts + 1, next_attempt_at=now + lease)
+        .returning(*_reads.c)
+    )
+    rows = (await session.execute(statement)).mappings().all()
+    return [Read.model_validate(dict(row)) for row in rows]
+
+
+async def update_read(session: AsyncSession, read: Read, **values: Any) -> None:
+    """Set columns of one read (its partition found from its capture time)."""
+    await session.execute(
+        update(_reads)
+        .where(_reads.c.id == read.id, _reads.c.captured_at == read.captured_at)
+        .values(**values)
+    )
+
+
+async def claim_outbox(
+    session: AsyncSession, *, kind: OutboxKind, limit: int, now: datetime, lease: timedelta
+) -> list[OutboxMessage]:
+    """Take due outbox messages of one kind, hiding them from other workers for ``lease``."""
+    due = (
+        select(_outbox.c.id)
+        .where(_outbox.c.kind == kind.value, _outbox.c.next_attempt_at <= now)
+        .order_by(_outbox.c.next_attempt_at, _outbox.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("due")
+    )
+    statement = (
+        update(_outbox)
+        .where(_outbox.c.id.in_(select(due.c.id)))
+        .values(attempts=_outbox.c.attempts + 1, next_attempt_at=now + lease)
+        .returning(*_outbox.c)
+    )
+    rows = (await session.execute(statement)).mappings().all()
+    return sorted((OutboxMessage.model_validate(dict(row)) for row in rows), key=_by_id)
+
+
+def _by_id(message: OutboxMessage) -> int:
+    return message.id or 0
+
+
+async def delete_outbox(session: AsyncSession, ids: Sequence[int]) -> None:
+    """Forget delivered messages."""
+    await session.execute(delete(_outbox).where(_outbox.c.id.in_(list(ids))))
+
+
+async def postpone_outbox(
+    session: AsyncSession, ids: Sequence[int], *, next_attempt_at: datetime, error: str
+) -> None:
+    """Record a failed delivery and when to try again."""
+    await session.execute(
+        update(_outbox)
+        .where(_outbox.c.id.in_(list(ids)))
+        .values(next_attempt_at=next_attempt_at, last_error=error)
+    )
+
+
+async def count_outbox(session: AsyncSession, *, kind: OutboxKind, read_id: UUID) -> int:
+    """Messages of one kind still queued for a read."""
+    statement = select(func.count()).where(
+        and_(_outbox.c.kind == kind.value, _outbox.c.read_id == read_id)
+    )
+    return int((await session.execute(statement)).scalar_one())

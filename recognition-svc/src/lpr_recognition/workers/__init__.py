@@ -1,0 +1,1 @@
+"""Background workers of the recognition service, run in the app's lifespan."""
