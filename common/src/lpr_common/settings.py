@@ -6,6 +6,7 @@ platform with no configuration. Deployments override them through the environmen
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +15,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PORTS = {"gateway": 8000, "recognition": 8001, "hotlist": 8002, "audit": 8003}
 DEFAULT_DATABASE_PORT = 8432
+
+
+def embedded_database_url() -> str:
+    """URL of the embedded PostgreSQL that ``lprctl up`` starts (port ``LPR_DATABASE_PORT``)."""
+    port = os.environ.get("LPR_DATABASE_PORT", str(DEFAULT_DATABASE_PORT))
+    return f"postgresql://postgres@127.0.0.1:{port}/lpr"
 
 
 def default_data_dir() -> Path:
@@ -35,7 +42,7 @@ class LprSettings(BaseSettings):
     agency: str = "CA0010000"
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str = Field(
-        default=f"postgresql://postgres@127.0.0.1:{DEFAULT_DATABASE_PORT}/lpr",
+        default_factory=embedded_database_url,
         validation_alias=AliasChoices("DATABASE_URL", "LPR_DATABASE_URL"),
     )
     database_pool_size: int = 10
