@@ -56,6 +56,10 @@ class BlobStore(Protocol):
         """
         ...
 
+    async def delete(self, key: str) -> bool:
+        """Remove the blob ``key``; False when nothing was stored under it."""
+        ...
+
 
 class LocalBlobStore:
     """Blobs as files under a directory, written atomically and fsynced."""
@@ -108,9 +112,20 @@ class LocalBlobStore:
             raise BlobCorrupted(f"blob {key} does not match its SHA-256")
         return data
 
+    def _delete(self, key: str) -> bool:
+        try:
+            self.path(key).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
     async def put(self, data: bytes) -> tuple[str, str]:
         """Store ``data`` durably and return ``(sha256, key)``; a no-op if already stored."""
         return await asyncio.to_thread(self._put, data)
+
+    async def delete(self, key: str) -> bool:
+        """Remove the blob ``key`` (retention); False when nothing was stored under it."""
+        return await asyncio.to_thread(self._delete, key)
 
     async def get(self, key: str) -> bytes:
         """The bytes stored under ``key``, checked against their SHA-256."""

@@ -1,0 +1,647 @@
+"""The purge job: drop expired days, keep preserved reads, delete images, send receipts.
+
+One run, in one database transaction:
+
+1. Read the periods in force from audit-svc (``GET /internal/v1/retention-settings``).
+   If audit-svc does not answer, the run is skipped: its receipts could not be recorded
+   either, and nothing is deleted without a receipt (fail closed).
+2. Add to each active plate-and-time-range legal hold the reads that arrived since.
+3. **Whole days.** Every ``reads_pYYYYMMDD`` partition entirely older than the shortest
+   read period is either dropped (nothing in it is kept) or rebuilt: the kept reads and
+   their plates are copied aside, the day's ``plates`` then ``reads`` partitions dropped,
+   empty ones made again, and the kept rows put back. A read is kept while it is under an
+   active legal hold, while it still waits for hot-list matching (a read is never lost
+   before its hit is known), and while its own class's period has not run out (reads tied
+   to a hit follow the ``hit_reads`` period). The day keeps its partition name, so ingest,
+   search and ``GET /v1/reads/{id}`` see preserved reads where they always were.
+4. **Within days.** Periods shorter than a day (down to minutes) are applied row by row
+   (``DELETE ... RETURNING``) on the partitions that are not entirely expired.
+5. **Images.** Images of reads that are not preserved are removed once the ``images``
+   period has run out, even if the read's metadata stays (its ``blob_key`` is nulled).
+   The idempotency keys (``read_keys``) of deleted reads are deleted with them.
+6. One receipt per class goes to audit-svc (``POST /internal/v1/retention-receipts``)
+   *before* the transaction commits: if the receipts cannot be recorded, nothing is purged.
+7. After the commit, blob files whose last read is gone are deleted. They are queued in
+   ``retention_blob_deletions`` inside the transaction, so a crash leaves them queued for
+   the next run; a blob shared with a remaining read (same image bytes) is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from lpr_recognition.blobs import BlobStore
+from lpr_recognition.reads.partitions import partition_name
+from lpr_recognition.retention.config import RetentionConfig
+from lpr_recognition.settings import SCHEMA
+
+_logger = logging.getLogger(__name__)
+
+SETTINGS_PATH = "/internal/v1/retention-settings"
+RECEIPTS_PATH = "/internal/v1/retention-receipts"
+
+NON_HIT_READS = "non_hit_reads"
+HIT_READS = "hit_reads"
+PRESERVED_READS = "preserved_reads"
+IMAGES = "images"
+RECEIPT_CLASSES = (NON_HIT_READS, HIT_READS, PRESERVED_READS, IMAGES)
+
+# audit-svc's documented defaults (audit-svc/README.md), used only for a class its answer
+# lacks; a run never starts without an answer from audit-svc.
+DEFAULT_MINUTES = {NON_HIT_READS: 30 * 1440, HIT_READS: 365 * 1440, IMAGES: 30 * 1440}
+
+# Serialises purge runs across replicas (an arbitrary constant of this service).
+RETENTION_LOCK_KEY = 0x4C50_5202
+_DAY_PARTITION = re.compile(r"^reads_p(\d{8})$")
+
+_HELD = (
+    "r.id IN (SELECT hr.read_id FROM recognition.legal_hold_reads hr "
+    "JOIN recognition.legal_holds h ON h.id = hr.hold_id WHERE h.released_at IS NULL)"
+)
+_AWAITING_MATCH = (
+    "(r.status = 'pending' OR r.id IN (SELECT o.read_id FROM recognition.outbox o "
+    "WHERE o.kind = 'match' AND o.read_id IS NOT NULL))"
+)
+_KEPT = (
+    f"({_HELD} OR {_AWAITING_MATCH} "
+    "OR (r.preserved AND r.captured_at >= :hit_cutoff) "
+    "OR (NOT r.preserved AND r.captured_at >= :non_hit_cutoff))"
+)
+
+
+class RetentionUnavailable(Exception):
+    """audit-svc cannot give the periods or take the receipts: nothing is purged."""
+
+
+class ReceiptsNotRecorded(RetentionUnavailable):
+    """audit-svc did not take the receipts: the purge was rolled back."""
+
+
+class RunInProgress(Exception):
+    """Another replica is purging now."""
+
+
+def deleted_ids_sha256(read_ids: Iterable[UUID | str]) -> str:
+    """SHA-256 (hex) of the read ids, lowercase hyphenated, sorted, joined by newlines."""
+    ids = sorted(str(i).lower() for i in read_ids)
+    return hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Periods:
+    """The periods in force for one run, in minutes (``None``: kept until released)."""
+
+    minutes: dict[str, int | None]
+
+    def of(self, retention_class: str) -> timedelta:
+        """The period of a class that has one."""
+        value = self.minutes.get(retention_class)
+        if value is None:
+            raise ValueError(f"{retention_class} has no period")
+        return timedelta(minutes=value)
+
+
+async def fetch_periods(audit: httpx.AsyncClient, *, timeout_s: float) -> Periods:
+    """The periods in force, from audit-svc.
+
+    Raises:
+        RetentionUnavailable: audit-svc did not answer with the settings.
+    """
+    try:
+        response = await audit.get(SETTINGS_PATH, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise RetentionUnavailable(f"audit-svc unreachable: {type(exc).__name__}") from exc
+    if response.status_code != 200:
+        raise RetentionUnavailable(f"audit-svc answered HTTP {response.status_code}")
+    try:
+        settings = {
+            s["retention_class"]: s.get("period_minutes") for s in response.json()["settings"]
+        }
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RetentionUnavailable("audit-svc sent unreadable retention settings") from exc
+    minutes: dict[str, int | None] = {PRESERVED_READS: settings.get(PRESERVED_READS)}
+    for retention_class, default in DEFAULT_MINUTES.items():
+        value = settings.get(retention_class)
+        if not isinstance(value, int) or value < 1:
+            _logger.warning(
+                "retention: audit-svc gave no period for %s; using the default %d minutes",
+                retention_class,
+                default,
+            )
+            value = default
+        minutes[retention_class] = value
+    return Periods(minutes)
+
+
+@dataclass
+class _Purged:
+    """What one run deleted and kept, per read."""
+
+    deleted: dict[UUID, tuple[bool, datetime]] = field(default_factory=dict)
+    blob_keys: set[str] = field(default_factory=set)
+    image_ids: dict[UUID, datetime] = field(default_factory=dict)
+    partitions_dropped: list[str] = field(default_factory=list)
+    partitions_rebuilt: list[str] = field(default_factory=list)
+
+    def add(self, read_id: UUID, preserved: bool, captured_at: datetime, blob: str | None) -> None:
+        self.deleted[read_id] = (preserved, captured_at)
+        if blob is not None:
+            self.blob_keys.add(blob)
+            self.image_ids[read_id] = captured_at
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of one run."""
+
+    run_id: UUID
+    outcome: str
+    detail: str | None
+    receipts: list[dict[str, Any]]
+    first_seq: int | None = None
+    last_seq: int | None = None
+    blobs_deleted: int = 0
+
+
+async def _day_partitions(connection: AsyncConnection) -> list[date]:
+    result = await connection.execute(
+        text(
+            "SELECT c.relname FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
+            "JOIN pg_namespace n ON n.oid = p.relnamespace "
+            "WHERE n.nspname = :schema AND p.relname = 'reads'"
+        ),
+        {"schema": SCHEMA},
+    )
+    days = []
+    for (name,) in result:
+        match = _DAY_PARTITION.match(name)
+        if match:
+            days.append(datetime.strptime(match.group(1), "%Y%m%d").replace(tzinfo=UTC).date())
+    return sorted(days)
+
+
+async def _purge_day(
+    connection: AsyncConnection, day: date, cutoffs: dict[str, Any], purged: _Purged
+) -> None:
+    reads, plates = partition_name("reads", day), partition_name("plates", day)
+    rows = (
+        await connection.execute(
+            text(
+                f"SELECT r.id, r.preserved, r.captured_at, r.blob_key, {_KEPT} AS kept "
+                f'FROM "{SCHEMA}"."{reads}" r'
+            ),
+            cutoffs,
+        )
+    ).all()
+    kept = [row.id for row in rows if row.kept]
+    gone = [row for row in rows if not row.kept]
+    if rows and not gone:
+        return  # everything in the day is still kept: nothing to drop
+    if kept:
+        # Copy aside only what stays; the expired rows go with the dropped partition.
+        await connection.execute(
+            text(
+                f'CREATE TEMP TABLE retention_kept_reads ON COMMIT DROP AS SELECT * FROM "{SCHEMA}"."{reads}" '
+                "WHERE id = ANY(:ids)"
+            ),
+            {"ids": kept},
+        )
+        await connection.execute(
+            text(
+                f'CREATE TEMP TABLE retention_kept_plates ON COMMIT DROP AS SELECT * FROM "{SCHEMA}"."{plates}" '
+                "WHERE read_id = ANY(:ids)"
+            ),
+            {"ids": kept},
+        )
+    # plates first: its rows reference the reads partition. A partition that a foreign
+    # key refers to cannot be dropped while attached; detaching checks no plate is left.
+    for table, partition in (("plates", plates), ("reads", reads)):
+        await connection.execute(
+            text(f'ALTER TABLE "{SCHEMA}"."{table}" DETACH PARTITION "{SCHEMA}"."{partition}"')
+        )
+        await connection.execute(text(f'DROP TABLE "{SCHEMA}"."{partition}"'))
+    for row in gone:
+        purged.add(row.id, row.preserved, row.captured_at, row.blob_key)
+    if not kept:
+        purged.partitions_dropped.append(reads)
+        return
+    start = datetime.combine(day, time(), tzinfo=UTC)
+    end = start + timedelta(days=1)
+    for table in ("reads", "plates"):
+        await connection.execute(
+            text(
+                f'CREATE TABLE "{SCHEMA}"."{partition_name(table, day)}" '
+                f'PARTITION OF "{SCHEMA}"."{table}" '
+                f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+            )
+        )
+    await connection.execute(
+        text(f'INSERT INTO "{SCHEMA}".reads SELECT * FROM retention_kept_reads')
+    )
+    await connection.execute(
+        text(f'INSERT INTO "{SCHEMA}".plates SELECT * FROM retention_kept_plates')
+    )
+    await connection.execute(text("DROP TABLE retention_kept_plates"))
+    await connection.execute(text("DROP TABLE retention_kept_reads"))
+    purged.partitions_rebuilt.append(reads)
+
+
+async def _purge_rows(
+    connection: AsyncConnection, cutoffs: dict[str, Any], purged: _Purged
+) -> None:
+    # Plates go with their read (ON DELETE CASCADE).
+    result = await connection.execute(
+        text(
+            f'DELETE FROM "{SCHEMA}".reads r '
+            "WHERE r.captured_at < GREATEST(CAST(:hit_cutoff AS timestamptz), "
+            f"CAST(:non_hit_cutoff AS timestamptz)) AND NOT {_KEPT} "
+            "RETURNING r.id, r.preserved, r.captured_at, r.blob_key"
+        ),
+        cutoffs,
+    )
+    for row in result:
+        purged.add(row.id, row.preserved, row.captured_at, row.blob_key)
+
+
+async def _purge_images(
+    connection: AsyncConnection, cutoffs: dict[str, Any], purged: _Purged
+) -> None:
+    result = await connection.execute(
+        text(
+            "WITH expired AS ("
+            f'  SELECT r.id, r.captured_at, r.blob_key FROM "{SCHEMA}".reads r '
+            "  WHERE r.captured_at < :image_cutoff AND r.blob_key IS NOT NULL "
+            f"  AND NOT r.preserved AND NOT {_HELD} AND NOT {_AWAITING_MATCH} FOR UPDATE) "
+            f'UPDATE "{SCHEMA}".reads r SET blob_key = NULL FROM expired '
+            "WHERE r.id = expired.id AND r.captured_at = expired.captured_at "
+            "RETURNING r.id, r.captured_at, expired.blob_key"
+        ),
+        cutoffs,
+    )
+    for row in result:
+        purged.blob_keys.add(row.blob_key)
+        purged.image_ids[row.id] = row.captured_at
+
+
+async def _remaining(connection: AsyncConnection, cutoffs: dict[str, Any]) -> dict[str, Any]:
+    """Reads past a period that stay, and why (the receipts' preserved counts)."""
+    row = (
+        await connection.execute(
+            text(
+                "SELECT "
+                "count(*) FILTER (WHERE r.captured_at < :non_hit_cutoff) AS non_hit_range, "
+                "count(*) FILTER (WHERE r.captured_at < :non_hit_cutoff AND r.preserved) AS hits, "
+                f"count(*) FILTER (WHERE r.captured_at < :non_hit_cutoff AND {_HELD}) AS held, "
+                "count(*) FILTER (WHERE r.captured_at < :non_hit_cutoff "
+                f"  AND {_AWAITING_MATCH}) AS awaiting, "
+                "count(*) FILTER (WHERE r.preserved AND r.captured_at < :hit_cutoff) AS hit_range, "
+                "count(*) FILTER (WHERE r.captured_at < :image_cutoff AND r.blob_key IS NOT NULL) "
+                "  AS images, "
+                "min(r.captured_at) AS oldest "
+                f'FROM "{SCHEMA}".reads r WHERE r.captured_at < GREATEST('
+                "CAST(:hit_cutoff AS timestamptz), CAST(:non_hit_cutoff AS timestamptz), "
+                "CAST(:image_cutoff AS timestamptz))"
+            ),
+            cutoffs,
+        )
+    ).one()
+    holds = (
+        await connection.execute(
+            text(
+                "SELECT count(DISTINCT h.id) AS active_holds, count(DISTINCT hr.read_id) AS held "
+                f'FROM "{SCHEMA}".legal_holds h LEFT JOIN "{SCHEMA}".legal_hold_reads hr '
+                "ON hr.hold_id = h.id WHERE h.released_at IS NULL"
+            )
+        )
+    ).one()
+    return {**row._asdict(), "active_holds": int(holds[0]), "all_held": int(holds[1])}
+
+
+def _receipt(
+    retention_class: str,
+    *,
+    ids: dict[UUID, datetime],
+    cutoff: datetime,
+    oldest: datetime | None,
+    preserved: int,
+    period: int | None,
+    purged_at: datetime,
+    details: dict[str, Any],
+) -> dict[str, Any]:
+    times = [t for t in (*ids.values(), oldest) if t is not None]
+    start = min(times) if times else cutoff
+    return {
+        "retention_class": retention_class,
+        "range_start": min(start, cutoff).isoformat(),
+        "range_end": cutoff.isoformat(),
+        "deleted_count": len(ids),
+        "preserved_count": preserved,
+        "deleted_ids_sha256": deleted_ids_sha256(ids),
+        "purged_at": purged_at.isoformat(),
+        "period_minutes": period,
+        "details": details,
+    }
+
+
+class RetentionJob:
+    """Runs purges for one process; replicas serialise on a database advisory lock."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        audit: httpx.AsyncClient | None,
+        blobs: BlobStore,
+        config: RetentionConfig,
+    ) -> None:
+        """Purge with this engine, send receipts with ``audit``, delete blobs from ``blobs``."""
+        self.engine = engine
+        self.audit = audit
+        self.blobs = blobs
+        self.config = config
+        self._lock = asyncio.Lock()
+
+    async def run(self, *, trigger: str, triggered_by: str | None = None) -> RunResult:
+        """Run one purge now and record it; never raises for an expected refusal."""
+        async with self._lock:
+            run_id, started = uuid4(), datetime.now(UTC)
+            try:
+                result = await self._run(run_id, started, trigger, triggered_by)
+            except (RetentionUnavailable, RunInProgress) as exc:
+                outcome = "failed" if isinstance(exc, ReceiptsNotRecorded) else "skipped"
+                _logger.warning("retention run %s: %s", outcome, exc)
+                result = RunResult(run_id, outcome, str(exc), [])
+                await self._record(run_id, started, trigger, triggered_by, result, None)
+            except DBAPIError as exc:
+                _logger.exception("retention run failed")
+                result = RunResult(run_id, "failed", f"database: {type(exc.orig).__name__}", [])
+                await self._record(run_id, started, trigger, triggered_by, result, None)
+            result = await self._delete_queued_blobs(result)
+            return result
+
+    async def _record(
+        self,
+        run_id: UUID,
+        started: datetime,
+        trigger: str,
+        triggered_by: str | None,
+        result: RunResult,
+        periods: Periods | None,
+        connection: AsyncConnection | None = None,
+    ) -> None:
+        statement = text(
+            f'INSERT INTO "{SCHEMA}".retention_runs (id, trigger, triggered_by, started_at, '
+            "finished_at, outcome, detail, periods, receipts, first_seq, last_seq) VALUES "
+            "(:id, :trigger, :triggered_by, :started_at, :finished_at, :outcome, :detail, "
+            "CAST(:periods AS jsonb), CAST(:receipts AS jsonb), :first_seq, :last_seq)"
+        )
+        values = {
+            "id": run_id,
+            "trigger": trigger,
+            "triggered_by": triggered_by,
+            "started_at": started,
+            "finished_at": datetime.now(UTC),
+            "outcome": result.outcome,
+            "detail": result.detail,
+            "periods": None if periods is None else json.dumps(periods.minutes),
+            "receipts": json.dumps(result.receipts),
+            "first_seq": result.first_seq,
+            "last_seq": result.last_seq,
+        }
+        if connection is not None:
+            await connection.execute(statement, values)
+            return
+        async with self.engine.begin() as own:
+            await own.execute(statement, values)
+
+    async def _run(
+        self, run_id: UUID, started: datetime, trigger: str, triggered_by: str | None
+    ) -> RunResult:
+        if self.audit is None:
+            raise RetentionUnavailable("no audit-svc client: receipts cannot be recorded")
+        periods = await fetch_periods(self.audit, timeout_s=self.config.audit_timeout_s)
+        now = datetime.now(UTC)
+        cutoffs = {
+            "non_hit_cutoff": now - periods.of(NON_HIT_READS),
+            "hit_cutoff": now - periods.of(HIT_READS),
+            "image_cutoff": now - periods.of(IMAGES),
+        }
+        purged = _Purged()
+        async with self.engine.connect() as connection, connection.begin():
+            await connection.execute(
+                text(f"SET LOCAL lock_timeout = '{int(self.config.lock_timeout_s * 1000)}ms'")
+            )
+            locked = (
+                await connection.execute(
+                    text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": RETENTION_LOCK_KEY}
+                )
+            ).scalar_one()
+            if not locked:
+                raise RunInProgress("another retention run is in progress")
+            await self._extend_plate_holds(connection)
+            expired_before = max(cutoffs["non_hit_cutoff"], cutoffs["hit_cutoff"])
+            days = [
+                d
+                for d in await _day_partitions(connection)
+                if datetime.combine(d + timedelta(days=1), time(), tzinfo=UTC) <= expired_before
+            ]
+            if days:
+                # Ingest writes reads then plates: lock in the same order, so the two
+                # never wait on each other in a cycle; nothing is written to a day while
+                # its kept rows are copied aside.
+                await connection.execute(
+                    text(f'LOCK TABLE "{SCHEMA}".reads, "{SCHEMA}".plates IN ACCESS EXCLUSIVE MODE')
+                )
+            for day in days:
+                await _purge_day(connection, day, cutoffs, purged)
+            await _purge_rows(connection, cutoffs, purged)
+            await _purge_images(connection, cutoffs, purged)
+            if purged.deleted:
+                # The camera's read id no longer names a read we keep.
+                await connection.execute(
+                    text(f'DELETE FROM "{SCHEMA}".read_keys WHERE read_id = ANY(:ids)'),
+                    {"ids": list(purged.deleted)},
+                )
+            remaining = await _remaining(connection, cutoffs)
+            if purged.blob_keys:
+                await connection.execute(
+                    text(
+                        f'INSERT INTO "{SCHEMA}".retention_blob_deletions (blob_key) '
+                        "SELECT unnest(CAST(:keys AS text[])) ON CONFLICT DO NOTHING"
+                    ),
+                    {"keys": sorted(purged.blob_keys)},
+                )
+            receipts = self._receipts(run_id, trigger, periods, cutoffs, purged, remaining, now)
+            answer = await self._send(receipts)
+            result = RunResult(
+                run_id,
+                "completed",
+                f"{len(purged.deleted)} reads and {len(purged.image_ids)} images deleted",
+                receipts,
+                answer.get("first_seq"),
+                answer.get("last_seq"),
+            )
+            await self._record(run_id, started, trigger, triggered_by, result, periods, connection)
+        _logger.info(
+            "retention run %s: %d reads deleted, partitions dropped %s, rebuilt %s",
+            run_id,
+            len(purged.deleted),
+            purged.partitions_dropped,
+            purged.partitions_rebuilt,
+        )
+        return result
+
+    async def _extend_plate_holds(self, connection: AsyncConnection) -> None:
+        # A camera may upload a backlog after an outage: reads of a held plate and time
+        # range that arrived after the hold was placed are held too.
+        await connection.execute(
+            text(
+                f'INSERT INTO "{SCHEMA}".legal_hold_reads (hold_id, read_id, captured_at) '
+                f'SELECT h.id, r.id, r.captured_at FROM "{SCHEMA}".legal_holds h '
+                f'JOIN "{SCHEMA}".plates p ON p.normalized_text = h.plate '
+                "AND p.captured_at >= h.range_start AND p.captured_at < h.range_end "
+                f'JOIN "{SCHEMA}".reads r ON r.id = p.read_id AND r.captured_at = p.captured_at '
+                "AND r.agency = h.agency "
+                "WHERE h.released_at IS NULL AND h.plate IS NOT NULL ON CONFLICT DO NOTHING"
+            )
+        )
+
+    def _receipts(
+        self,
+        run_id: UUID,
+        trigger: str,
+        periods: Periods,
+        cutoffs: dict[str, datetime],
+        purged: _Purged,
+        remaining: dict[str, Any],
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        common = {"run_id": str(run_id), "trigger": trigger, "component": "recognition"}
+        non_hit = {i: t for i, (hit, t) in purged.deleted.items() if not hit}
+        hits = {i: t for i, (hit, t) in purged.deleted.items() if hit}
+        oldest = remaining["oldest"]
+        return [
+            _receipt(
+                NON_HIT_READS,
+                ids=non_hit,
+                cutoff=cutoffs["non_hit_cutoff"],
+                oldest=oldest,
+                preserved=int(remaining["non_hit_range"]),
+                period=periods.minutes[NON_HIT_READS],
+                purged_at=now,
+                details={
+                    **common,
+                    "preserved_hits": int(remaining["hits"]),
+                    "preserved_legal_hold": int(remaining["held"]),
+                    "awaiting_match": int(remaining["awaiting"]),
+                    "partitions_dropped": purged.partitions_dropped,
+                    "partitions_rebuilt": purged.partitions_rebuilt,
+                },
+            ),
+            _receipt(
+                HIT_READS,
+                ids=hits,
+                cutoff=cutoffs["hit_cutoff"],
+                oldest=oldest,
+                preserved=int(remaining["hit_range"]),
+                period=periods.minutes[HIT_READS],
+                purged_at=now,
+                details=common,
+            ),
+            _receipt(
+                PRESERVED_READS,
+                ids={},
+                cutoff=now,
+                oldest=oldest,
+                preserved=int(remaining["all_held"]),
+                period=periods.minutes.get(PRESERVED_READS),
+                purged_at=now,
+                details={**common, "active_holds": remaining["active_holds"]},
+            ),
+            _receipt(
+                IMAGES,
+                ids=purged.image_ids,
+                cutoff=cutoffs["image_cutoff"],
+                oldest=oldest,
+                preserved=int(remaining["images"]),
+                period=periods.minutes[IMAGES],
+                purged_at=now,
+                details={**common, "blobs_queued": len(purged.blob_keys)},
+            ),
+        ]
+
+    async def _send(self, receipts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        assert self.audit is not None
+        try:
+            response = await self.audit.post(
+                RECEIPTS_PATH,
+                json={"receipts": list(receipts)},
+                timeout=self.config.audit_timeout_s,
+            )
+        except httpx.HTTPError as exc:
+            raise ReceiptsNotRecorded(f"receipts not recorded: {type(exc).__name__}") from exc
+        if response.status_code != 201:
+            raise ReceiptsNotRecorded(
+                f"receipts not recorded: audit-svc answered HTTP {response.status_code} "
+                f"{response.text[:300]}"
+            )
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def _delete_queued_blobs(self, result: RunResult) -> RunResult:
+        """Delete queued blobs no remaining read uses; the queue survives a crash."""
+        async with self.engine.connect() as connection:
+            queued = [
+                row[0]
+                for row in await connection.execute(
+                    text(f'SELECT blob_key FROM "{SCHEMA}".retention_blob_deletions')
+                )
+            ]
+            if not queued:
+                return result
+            in_use = {
+                row[0]
+                for row in await connection.execute(
+                    text(
+                        f'SELECT DISTINCT blob_key FROM "{SCHEMA}".reads '
+                        "WHERE blob_key = ANY(:keys)"
+                    ),
+                    {"keys": queued},
+                )
+            }
+            await connection.rollback()
+        deleted = 0
+        for key in queued:
+            if key not in in_use and await self.blobs.delete(key):
+                deleted += 1
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                text(
+                    f'DELETE FROM "{SCHEMA}".retention_blob_deletions WHERE blob_key = ANY(:keys)'
+                ),
+                {"keys": queued},
+            )
+        return RunResult(
+            result.run_id,
+            result.outcome,
+            result.detail,
+            result.receipts,
+            result.first_seq,
+            result.last_seq,
+            result.blobs_deleted + deleted,
+        )

@@ -1,0 +1,548 @@
+"""Retention (IACP B.1.a, B.1.b, E): purge with receipts, preserved reads, legal holds.
+
+The recognition app and the real audit-svc app run in-process against a database of
+their own (the purge drops partitions and commits; it must not touch other tests' reads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from lpr_audit.app import create_app as create_audit_app
+from lpr_audit.settings import Settings as AuditSettings
+from lpr_common.audit_client import AuditClient
+from lpr_common.context import ContextSigner, RequestContext, service_context_auth
+from lpr_common.db import build_engine
+from lpr_common.migrations import upgrade
+from lpr_recognition.app import create_app
+from lpr_recognition.blobs import blob_key
+from lpr_recognition.retention.job import RetentionJob, deleted_ids_sha256
+from lpr_recognition.settings import Settings
+from lpr_recognition.testing import AGENCY, Camera, jpeg_bytes, metadata
+from lprctl.commands.retention import cmd_run
+from lprctl.pytest_plugin import app_client
+
+
+async def _admin(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="module")
+def retention_database_url(migrated_database_url: str) -> Iterator[str]:
+    """A database of its own with recognition's and audit's migrations applied."""
+    name = f"lpr_retention_{uuid.uuid4().hex[:12]}"
+    parts = urlsplit(migrated_database_url)
+    url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+    asyncio.run(_admin(migrated_database_url, f'CREATE DATABASE "{name}"'))
+    upgrade("lpr_audit", "audit", url)
+    upgrade("lpr_recognition", "recognition", url)
+    yield url
+    asyncio.run(_admin(migrated_database_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+def headers(
+    signer: ContextSigner, method: str, path: str, role: str, subject: str | None = None
+) -> dict[str, str]:
+    """A signed context of a user of the agency holding one role."""
+    context = RequestContext(
+        subject_kind="user",
+        subject_id=subject or f"{role}-1",
+        agency=AGENCY,
+        roles=[role],
+        purpose="investigation",
+        method=method,
+        path=path,
+        issued_at=datetime.now(UTC),
+    )
+    return {"X-LPR-Context": signer.sign(context)}
+
+
+@dataclass
+class Platform:
+    """Recognition and audit, in-process, wired to each other."""
+
+    recognition: httpx.AsyncClient
+    audit: httpx.AsyncClient
+    app: FastAPI
+    engine: AsyncEngine
+    signer: ContextSigner
+    blob_dir: Path
+    camera: Camera
+
+    async def call(
+        self, client: httpx.AsyncClient, method: str, path: str, role: str, **kwargs: Any
+    ) -> httpx.Response:
+        """One request with a signed context of ``role``."""
+        bare = path.split("?", 1)[0]
+        return await client.request(
+            method, path, headers=headers(self.signer, method, bare, role), **kwargs
+        )
+
+    async def post_read(
+        self, captured_at: datetime, image: bytes | None, *, plate: str | None = None
+    ) -> str:
+        """Store a read captured at ``captured_at`` (with a plate row when given)."""
+        response = await self.camera.post_read(
+            self.recognition, metadata(captured_at=captured_at.isoformat()), image
+        )
+        assert response.status_code == 202, response.text
+        read_id: str = response.json()["read_id"]
+        if plate is not None:
+            async with self.engine.begin() as connection:
+                await connection.execute(
+                    text(
+                        "INSERT INTO recognition.plates (read_id, captured_at, plate_index, text, "
+                        "normalized_text, confidence, source) VALUES "
+                        "(:id, :at, 0, :plate, :plate, 0.9, 'recognition')"
+                    ),
+                    {"id": uuid.UUID(read_id), "at": captured_at, "plate": plate},
+                )
+        return read_id
+
+    async def matched(self, read_id: str, *, hit: bool) -> None:
+        """What the hot-list handoff records: matched, and preserved on a hit."""
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "UPDATE recognition.reads SET status = 'matched', preserved = :hit "
+                    "WHERE id = :id"
+                ),
+                {"id": uuid.UUID(read_id), "hit": hit},
+            )
+
+    async def stored(self, read_ids: list[str]) -> set[str]:
+        """Which of ``read_ids`` are still stored."""
+        async with self.engine.connect() as connection:
+            result = await connection.execute(
+                text("SELECT id FROM recognition.reads WHERE id = ANY(:ids)"),
+                {"ids": [uuid.UUID(i) for i in read_ids]},
+            )
+            return {str(row[0]) for row in result}
+
+    async def audit_events(self, event_type: str) -> list[dict[str, Any]]:
+        """The access log's events of one type (as an auditor sees them)."""
+        path = f"/v1/audit/events?event_type={event_type}&limit=1000"
+        response = await self.call(self.audit, "GET", path, "auditor")
+        assert response.status_code == 200, response.text
+        return [item["fields"] for item in response.json()["items"]]
+
+
+@pytest.fixture
+async def platform(
+    retention_database_url: str, service_env: dict[str, str], tmp_path: Path
+) -> AsyncIterator[Platform]:
+    """Both apps against the retention database; recognition's audit peer is the audit app."""
+    blob_dir = tmp_path / "blobs"
+    recognition_app = create_app(
+        Settings(
+            database_url=retention_database_url,
+            recognition_enabled=False,
+            workers_enabled=False,
+            blob_dir_override=blob_dir,
+        )
+    )
+    audit_app = create_audit_app(AuditSettings(database_url=retention_database_url))
+    engine = build_engine(retention_database_url, pool_size=2)
+    async with (
+        app_client(audit_app, base_url="http://audit") as audit,
+        app_client(recognition_app) as recognition,
+    ):
+        signer: ContextSigner = recognition_app.state.context_signer
+        peer = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=audit_app),
+            base_url="http://audit",
+            auth=service_context_auth(signer, "recognition"),
+        )
+        recognition_app.state.audit = AuditClient(peer)
+        job: RetentionJob = recognition_app.state.retention
+        job.audit = peer
+        camera = Camera(camera_id=str(uuid.uuid4()), signer=signer)
+        try:
+            yield Platform(recognition, audit, recognition_app, engine, signer, blob_dir, camera)
+        finally:
+            await peer.aclose()
+            await engine.dispose()
+
+
+def _blob(image: bytes, blob_dir: Path) -> Path:
+    return blob_dir.joinpath(*blob_key(hashlib.sha256(image).hexdigest()).split("/"))
+
+
+def _image(seed: int) -> bytes:
+    return jpeg_bytes(color=(seed * 37 % 256, seed * 91 % 256, seed * 53 % 256))
+
+
+async def test_retention_purges_expired_reads_keeps_preserved_ones_and_sends_receipts(
+    platform: Platform,
+) -> None:
+    now = datetime.now(UTC)
+    midnight = datetime.combine(now.date(), time(), tzinfo=UTC)
+    day8, day5, day2 = (midnight - timedelta(days=d, hours=-12) for d in (8, 5, 2))
+    images = {name: _image(seed) for seed, name in enumerate("abcdefghjlmn", start=1)}
+
+    # Periods short enough for the test: non-hit reads 60 min, hits 3 days, images 30 min.
+    settings = await platform.call(
+        platform.audit,
+        "PUT",
+        "/v1/retention/settings",
+        "administrator",
+        json={
+            "periods": {"non_hit_reads": 60, "hit_reads": 3 * 1440, "images": 30},
+            "reason": "short periods for the retention test",
+        },
+    )
+    assert settings.status_code == 200, settings.text
+
+    reads = {
+        "n": await platform.post_read(day8, images["n"]),  # alone in its day: partition dropped
+        "a": await platform.post_read(day5, images["a"]),  # non-hit: deleted
+        "b": await platform.post_read(day5, images["b"], plate="HIT555"),  # hit, past 3 days
+        "c": await platform.post_read(day5, images["c"], plate="CASE111"),  # held by id
+        "l": await platform.post_read(day5 + timedelta(hours=1), images["l"]),  # awaits a match
+        "m": await platform.post_read(day5, images["m"]),  # held, then released: deleted
+        "e": await platform.post_read(day2, images["e"]),  # non-hit: deleted
+        "f": await platform.post_read(day2, images["f"], plate="HIT777"),  # hit within 3 days
+        "g": await platform.post_read(day2, images["g"], plate="HOLD123"),  # held by plate
+        "h": await platform.post_read(now - timedelta(hours=2), images["h"]),  # row-wise
+        "j": await platform.post_read(now - timedelta(minutes=45), images["j"]),  # image only
+        "i": await platform.post_read(now - timedelta(minutes=5), _image(77)),  # fresh
+        "k": await platform.post_read(now - timedelta(minutes=1), images["a"]),  # shares a's blob
+    }
+    for name in "abcefghijkmn":
+        await platform.matched(reads[name], hit=name in "bf")
+
+    by_id = await platform.call(
+        platform.recognition,
+        "POST",
+        "/v1/legal-holds",
+        "records",
+        json={
+            "case_number": "PD-2026-000123",
+            "reason": "evidence in a burglary investigation",
+            "read_ids": [reads["c"], reads["m"]],
+        },
+    )
+    assert by_id.status_code == 201, by_id.text
+    assert by_id.json()["read_count"] == 2
+    by_plate = await platform.call(
+        platform.recognition,
+        "POST",
+        "/v1/legal-holds",
+        "records",
+        json={
+            "case_number": "PD-2026-000124",
+            "reason": "vehicle of interest in a hit and run",
+            "plate": "hold 123",
+            "time_range": {
+                "start": (day2 - timedelta(hours=12)).isoformat(),
+                "end": (day2 + timedelta(hours=12)).isoformat(),
+            },
+        },
+    )
+    assert by_plate.status_code == 201, by_plate.text
+    assert by_plate.json()["read_ids"] == [reads["g"]]
+    # m's hold is released (by an administrator, with a reason) by placing a second hold
+    # just for it and releasing that; c stays held by the first.
+    only_m = await platform.call(
+        platform.recognition,
+        "POST",
+        "/v1/legal-holds",
+        "records",
+        json={
+            "case_number": "PD-2026-000125",
+            "reason": "possible witness vehicle, checking",
+            "read_ids": [reads["m"]],
+        },
+    )
+    assert only_m.status_code == 201
+    first = by_id.json()["id"]
+    # Release the first hold and hold c again alone: m is then under no active hold.
+    released = await platform.call(
+        platform.recognition,
+        "DELETE",
+        f"/v1/legal-holds/{first}",
+        "administrator",
+        json={"reason": "case closed, evidence exported"},
+    )
+    assert released.status_code == 200, released.text
+    assert released.json()["status"] == "released"
+    again = await platform.call(
+        platform.recognition,
+        "POST",
+        "/v1/legal-holds",
+        "records",
+        json={
+            "case_number": "PD-2026-000123",
+            "reason": "evidence in a burglary investigation",
+            "read_ids": [reads["c"]],
+        },
+    )
+    assert again.status_code == 201
+    second = only_m.json()["id"]
+    release_path = f"/v1/legal-holds/{second}"
+    released_m = await platform.recognition.delete(
+        release_path,
+        headers={
+            **headers(platform.signer, "DELETE", release_path, "administrator"),
+            "X-LPR-Reason": "witness ruled out by the detective",
+        },
+    )
+    assert released_m.status_code == 200, released_m.text
+
+    run = await platform.call(platform.recognition, "POST", "/v1/retention/runs", "administrator")
+    assert run.status_code == 201, run.text
+    body = run.json()
+    assert body["outcome"] == "completed"
+
+    # Non-preserved reads are gone; preserved ones (hit within its period, held, not yet
+    # matched) and fresh ones remain.
+    everything = list(reads.values())
+    kept = await platform.stored(everything)
+    assert kept == {reads[n] for n in "cfglijk"}
+
+    # Their images: deleted unless a remaining read uses the same bytes.
+    for name in "bemnh":
+        assert not _blob(images[name], platform.blob_dir).exists(), name
+    assert not _blob(images["j"], platform.blob_dir).exists()  # past the images period
+    for name in "cfgl":
+        assert _blob(images[name], platform.blob_dir).exists(), name
+    assert _blob(images["a"], platform.blob_dir).exists()  # k has the same image
+    j_path = f"/v1/reads/{reads['j']}"
+    j_read = await platform.recognition.get(j_path, headers=platform.camera.headers("GET", j_path))
+    assert j_read.status_code == 200  # the metadata stays
+    assert j_read.json()["image_sha256"] == hashlib.sha256(images["j"]).hexdigest()
+    j_image_path = f"{j_path}/image"
+    gone = await platform.recognition.get(
+        j_image_path, headers=platform.camera.headers("GET", j_image_path)
+    )
+    assert gone.status_code == 404
+    c_path = f"/v1/reads/{reads['c']}/image"
+    c_image = await platform.recognition.get(c_path, headers=platform.camera.headers("GET", c_path))
+    assert c_image.content == images["c"]
+
+    async with platform.engine.connect() as connection:
+        plates = {
+            str(row[0]): row[1]
+            for row in await connection.execute(
+                text(
+                    "SELECT read_id, normalized_text FROM recognition.plates WHERE read_id = ANY(:ids)"
+                ),
+                {"ids": [uuid.UUID(i) for i in everything]},
+            )
+        }
+        keys = {
+            str(row[0])
+            for row in await connection.execute(
+                text("SELECT read_id FROM recognition.read_keys WHERE read_id = ANY(:ids)"),
+                {"ids": [uuid.UUID(i) for i in everything]},
+            )
+        }
+        day8_partition = (
+            await connection.execute(
+                text("SELECT to_regclass(:name)"), {"name": f"recognition.reads_p{day8:%Y%m%d}"}
+            )
+        ).scalar_one()
+    assert plates == {reads["c"]: "CASE111", reads["f"]: "HIT777", reads["g"]: "HOLD123"}
+    assert keys == kept
+    assert day8_partition is None
+
+    # The receipts: one per class, with the SHA-256 of the sorted deleted ids.
+    receipts = {r["retention_class"]: r for r in body["receipts"]}
+    assert set(receipts) == {"non_hit_reads", "hit_reads", "preserved_reads", "images"}
+    non_hit = [reads[n] for n in "aemnh"]
+    assert receipts["non_hit_reads"]["deleted_count"] == 5
+    expected = hashlib.sha256("\n".join(sorted(non_hit)).encode()).hexdigest()
+    assert receipts["non_hit_reads"]["deleted_ids_sha256"] == expected
+    assert receipts["non_hit_reads"]["preserved_count"] == 4  # c, f, g, l
+    assert receipts["hit_reads"]["deleted_count"] == 1
+    assert receipts["hit_reads"]["deleted_ids_sha256"] == deleted_ids_sha256([reads["b"]])
+    assert receipts["preserved_reads"]["deleted_count"] == 0
+    assert receipts["preserved_reads"]["preserved_count"] == 2  # c and g
+    assert receipts["images"]["deleted_count"] == 7  # a, b, e, h, m, n and j's image
+    assert receipts["images"]["deleted_ids_sha256"] == deleted_ids_sha256(
+        [reads[n] for n in "abehmnj"]
+    )
+    assert f"reads_p{day5:%Y%m%d}" in receipts["non_hit_reads"]["details"]["partitions_rebuilt"]
+    assert f"reads_p{day8:%Y%m%d}" in receipts["non_hit_reads"]["details"]["partitions_dropped"]
+
+    # The same receipts are in the access log chain, and the chain still verifies.
+    purges = await platform.audit_events("retention.purge")
+    logged = {
+        e["details"]["retention_class"]: e["details"]
+        for e in purges
+        if e["details"].get("extra", {}).get("run_id") == body["id"]
+    }
+    assert set(logged) == set(receipts)
+    for retention_class, receipt in receipts.items():
+        for name in ("deleted_count", "preserved_count", "deleted_ids_sha256"):
+            assert logged[retention_class][name] == receipt[name]
+    verification = await platform.call(
+        platform.audit, "GET", "/v1/audit/verification?chain=access", "auditor"
+    )
+    assert verification.status_code == 200, verification.text
+    assert verification.json()["ok"] is True
+    assert verification.json()["first_break"] is None
+
+    # Holds were audited; a second run finds nothing more to delete.
+    placed = await platform.audit_events("legal_hold.placed")
+    assert {e["case_number"] for e in placed} >= {"PD-2026-000123", "PD-2026-000124"}
+    released_events = await platform.audit_events("legal_hold.released")
+    assert {e["reason"] for e in released_events} >= {
+        "case closed, evidence exported",
+        "witness ruled out by the detective",
+    }
+    again_run = await platform.call(
+        platform.recognition, "POST", "/v1/retention/runs", "administrator"
+    )
+    assert again_run.status_code == 201
+    assert all(r["deleted_count"] == 0 for r in again_run.json()["receipts"])
+    assert await platform.stored(everything) == kept
+
+
+async def _hold_count(platform: Platform) -> int:
+    async with platform.engine.connect() as connection:
+        count = await connection.execute(text("SELECT count(*) FROM recognition.legal_holds"))
+        return int(count.scalar_one())
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"reason": "evidence in a burglary investigation"}, "case_number"),
+        ({"case_number": "  ", "reason": "evidence in a burglary investigation"}, "case_number"),
+        ({"case_number": "PD-2026-000200"}, "reason"),
+        ({"case_number": "PD-2026-000200", "reason": "n/a"}, "reason"),
+        ({"case_number": "PD-2026-000200", "reason": "evidence for the case file"}, "read_ids"),
+        (
+            {
+                "case_number": "PD-2026-000200",
+                "reason": "evidence for the case file",
+                "plate": "ABC123",
+                "time_range": {"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"},
+            },
+            "time_range.end",
+        ),
+    ],
+)
+async def test_a_hold_needs_a_case_number_a_reason_and_its_reads(
+    platform: Platform, body: dict[str, Any], field: str
+) -> None:
+    read_id = await platform.post_read(datetime.now(UTC), _image(5))
+    if field not in {"read_ids", "time_range.end"}:
+        body = {**body, "read_ids": [read_id]}
+    before = await _hold_count(platform)
+    response = await platform.call(
+        platform.recognition, "POST", "/v1/legal-holds", "records", json=body
+    )
+    assert response.status_code == 422, response.text
+    assert field in {e["field"] for e in response.json()["errors"]}
+    assert await _hold_count(platform) == before
+
+
+async def test_a_hold_on_an_unknown_read_is_refused_naming_it(platform: Platform) -> None:
+    read_id = await platform.post_read(datetime.now(UTC), _image(6))
+    response = await platform.call(
+        platform.recognition,
+        "POST",
+        "/v1/legal-holds",
+        "records",
+        json={
+            "case_number": "PD-2026-000201",
+            "reason": "evidence for the case file",
+            "read_ids": [read_id, str(uuid.uuid4())],
+        },
+    )
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["read_ids.1"]
+
+
+async def test_only_an_administrator_releases_a_hold_and_only_with_a_reason(
+    platform: Platform,
+) -> None:
+    read_id = await platform.post_read(datetime.now(UTC), _image(7))
+    placed = await platform.call(
+        platform.recognition,
+        "POST",
+        "/v1/legal-holds",
+        "records",
+        json={
+            "case_number": "PD-2026-000202",
+            "reason": "evidence for the case file",
+            "read_ids": [read_id],
+        },
+    )
+    assert placed.status_code == 201
+    path = f"/v1/legal-holds/{placed.json()['id']}"
+    by_clerk = await platform.call(
+        platform.recognition, "DELETE", path, "records", json={"reason": "no longer needed here"}
+    )
+    assert by_clerk.status_code == 403
+    no_reason = await platform.call(platform.recognition, "DELETE", path, "administrator")
+    assert no_reason.status_code == 422
+    assert no_reason.json()["errors"][0]["field"] == "reason"
+    shown = await platform.call(platform.recognition, "GET", path, "auditor")
+    assert shown.json()["status"] == "active"
+    released = await platform.call(
+        platform.recognition,
+        "DELETE",
+        path,
+        "administrator",
+        json={"reason": "court order vacated the hold"},
+    )
+    assert released.status_code == 200
+    assert released.json()["released_by"] == "administrator-1"
+    twice = await platform.call(
+        platform.recognition,
+        "DELETE",
+        path,
+        "administrator",
+        json={"reason": "court order vacated the hold"},
+    )
+    assert twice.status_code == 409
+
+
+async def test_without_the_audit_log_nothing_is_purged(platform: Platform) -> None:
+    old = datetime.now(UTC) - timedelta(days=40)
+    read_id = await platform.post_read(old, _image(8))
+    await platform.matched(read_id, hit=False)
+    job: RetentionJob = platform.app.state.retention
+    async with httpx.AsyncClient(base_url="http://127.0.0.1:9") as unreachable:
+        job.audit = unreachable
+        result = await job.run(trigger="test")
+    assert result.outcome == "skipped"
+    assert await platform.stored([read_id]) == {read_id}
+    runs = await platform.call(platform.recognition, "GET", "/v1/retention/runs", "auditor")
+    assert runs.json()["items"][0]["id"] == str(result.run_id)
+    assert runs.json()["items"][0]["outcome"] == "skipped"
+
+
+def test_lprctl_retention_run_purges_nothing_when_audit_is_down(
+    retention_database_url: str,
+    service_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", retention_database_url)
+    monkeypatch.setenv("LPR_AUDIT_URL", "http://127.0.0.1:9")
+    assert cmd_run(argparse.Namespace(json=False)) == 1
+    assert "skipped" in capsys.readouterr().out
