@@ -12,7 +12,7 @@ import numpy as np
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 
-from lpr_common.context import ContextDep
+from lpr_common.context import ContextDep, RequestContext
 from lpr_common.db import SessionDep
 from lpr_common.errors import FieldError, NotFound, PayloadTooLarge, ServiceUnavailable
 from lpr_recognition.blobs import BlobError, BlobStore
@@ -26,6 +26,8 @@ from lpr_recognition.reads.schemas import (
     ReadBatch,
     ReadPublic,
 )
+from lpr_recognition.search.marking import MARKING_HEADER, WATERMARK_HEADER, watermark
+from lpr_recognition.search.schemas import FOUO
 from lpr_recognition.settings import Settings
 
 router = APIRouter(prefix="/v1/reads", tags=["reads"])
@@ -56,7 +58,18 @@ def _data_headers(read: Read, data_class: str) -> dict[str, str]:
         "X-LPR-Data-Class": data_class,
         "X-LPR-Record-Ids": str(read.id),
         "X-LPR-Owner-Agency": read.agency,
+        MARKING_HEADER: FOUO,
     }
+
+
+async def _marked_image(
+    context: RequestContext, read: Read, data: bytes, media_type: str
+) -> tuple[bytes, str, dict[str, str]]:
+    """The image as the caller may have it: watermarked FOUO when it leaves the agency (D)."""
+    if context.subject_kind == "service" or context.agency == read.agency:
+        return data, media_type, {}
+    marked, marked_type = await asyncio.to_thread(watermark, data, context.agency)
+    return marked, marked_type, {WATERMARK_HEADER: f"{FOUO}; recipient={context.agency}"}
 
 
 @router.post(
@@ -178,10 +191,17 @@ async def get_read_image(
     """Send the image of a read as the camera posted it."""
     read = await service.get_visible_read(session, context, read_id)
     data = await _image_of(request, read)
+    data, media_type, marked = await _marked_image(
+        context, read, data, read.image_content_type or "application/octet-stream"
+    )
     return Response(
         data,
-        media_type=read.image_content_type or "application/octet-stream",
-        headers={**_data_headers(read, "images"), "X-LPR-Image-SHA256": read.image_sha256 or ""},
+        media_type=media_type,
+        headers={
+            **_data_headers(read, "images"),
+            "X-LPR-Image-SHA256": read.image_sha256 or "",
+            **marked,
+        },
     )
 
 
@@ -213,4 +233,7 @@ async def get_plate_crop(
         raise NotFound(f"read {read_id} has no plate {index} with a box")
     data = await _image_of(request, read)
     crop = await asyncio.to_thread(_crop_jpeg, data, plate.box)
-    return Response(crop, media_type="image/jpeg", headers=_data_headers(read, "images"))
+    crop, media_type, marked = await _marked_image(context, read, crop, "image/jpeg")
+    return Response(
+        crop, media_type=media_type, headers={**_data_headers(read, "images"), **marked}
+    )

@@ -1,0 +1,348 @@
+"""The partner (MOU) API through the real gateway: every MOU rule, FOUO, dissemination, 429.
+
+Test ids name the IACP clause. The services behind the gateway are the contract stand-ins
+of conftest.py (answering with the documented headers), plus a hot-list stand-in for
+``GET /v1/hits`` here; the whole-stack test tests/test_search_stack.py runs the real ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.tests.conftest import (
+    PARTNER_AGENCY,
+    PLATFORM_AGENCY,
+    AuditSpy,
+    Gateway,
+    gateway_settings,
+    problem,
+    upstream_app,
+)
+from lpr_common.context import ContextDep
+from lpr_common.errors import install_problem_handlers
+from lpr_common.service import context_keys
+from lpr_gateway.app import create_app
+from lpr_gateway.governance.models import MouRecord
+from lprctl.pytest_plugin import app_client
+
+CASE = "PD-2026-000123"
+PURPOSE = {"X-LPR-Purpose": "stolen_vehicle"}
+
+
+def search_body(days: float, purpose: str = "stolen_vehicle", **extra: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "purpose": purpose,
+        "case_number": CASE,
+        "plate": "ABC123",
+        "time_range": {"start": (now - timedelta(days=days)).isoformat(), "end": now.isoformat()},
+        **extra,
+    }
+
+
+async def test_d2_partner_gets_a_token_with_client_credentials_and_searches(
+    gateway: Gateway,
+) -> None:
+    client = await gateway.partner()
+    token = await gateway.client.post(
+        "/v1/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client.client_id,
+            "client_secret": "partner-secret-value",
+        },
+    )
+    assert token.status_code == 200, token.text
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    response = await gateway.client.post(
+        "/v1/reads/search", headers=headers, json=search_body(days=7)
+    )
+    assert response.status_code == 201, response.text  # the stand-in answers POST with 201
+    context = response.json()["context"]
+    assert (context["subject_kind"], context["agency"]) == ("partner", PARTNER_AGENCY)
+    assert (context["purpose"], context["case_number"]) == ("stolen_vehicle", CASE)
+    assert context["mou_id"] == str(client.mou_id)
+
+
+async def test_d1_partner_search_writes_a_dissemination_record_with_counts_and_ids(
+    gateway: Gateway,
+) -> None:
+    client = await gateway.partner()
+    response = await gateway.client.post(
+        "/v1/reads/search", headers=gateway.partner_token(client), json=search_body(days=7)
+    )
+    assert response.status_code == 201, response.text
+    [record] = gateway.audit.disseminations
+    assert record["recipient_agency"] == PARTNER_AGENCY
+    assert record["released_by_agency"] == PLATFORM_AGENCY
+    assert record["mou_id"] == str(client.mou_id)
+    assert (record["purpose"], record["case_number"]) == ("stolen_vehicle", CASE)
+    assert record["data_class"] == "reads"
+    assert record["record_count"] == 2
+    assert record["record_ids"] == ["r-1", "r-2"]
+    assert record["query"]["plate"] == "ABC123"
+    event = gateway.audit.last()
+    assert (event["outcome"], event["action"], event["result_count"]) == ("allowed", "search", 2)
+    assert event["mou_id"] == str(client.mou_id)
+
+
+async def test_d1_officer_search_of_own_agency_is_not_disseminated(gateway: Gateway) -> None:
+    officer = await gateway.user("ofc.search.own", ["officer"])
+    response = await gateway.client.post(
+        "/v1/reads/search", headers=gateway.token(officer), json=search_body(days=7)
+    )
+    assert response.status_code == 201, response.text
+    assert gateway.audit.disseminations == []
+
+
+@pytest.mark.parametrize(
+    ("days", "status", "rule"),
+    [(89, 201, None), (91, 403, "lookback-exceeds-limit")],
+    ids=["C.8-within-90-days", "C.8-beyond-90-days"],
+)
+async def test_c8_officer_lookback_is_computed_from_the_time_range(
+    gateway: Gateway, days: int, status: int, rule: str | None
+) -> None:
+    officer = await gateway.user(f"ofc.lookback.{days}", ["officer"])
+    response = await gateway.client.post(
+        "/v1/reads/search", headers=gateway.token(officer), json=search_body(days=days)
+    )
+    assert response.status_code == status, response.text
+    if rule is not None:
+        assert problem(response)["rule"] == rule
+
+
+async def _expire(session: AsyncSession, mou_id: Any) -> None:
+    mou = await session.get(MouRecord, mou_id)
+    assert mou is not None
+    mou.expires_on = datetime.now(UTC).date() - timedelta(days=1)
+    await session.flush()
+
+
+MOU_REFUSALS = [
+    ("D.2-other-purpose", {}, "search", {"purpose": "wanted_person"}, "mou-purpose"),
+    ("D.2-longer-lookback", {"lookback": 30}, "search", {"days": 31}, "mou-lookback"),
+    ("D.2-vague-purpose", {}, "search", {"purpose": "law enforcement"}, "vague-purpose"),
+    ("C.8-no-case-number", {}, "search", {"case_number": None}, "case-number-required"),
+    ("C.8-malformed-case-number", {}, "search", {"case_number": "my case"}, "case-number-format"),
+    ("D.2-images-excluded", {}, "image", {}, "mou-data-class"),
+    ("D.2-crop-excluded", {}, "crop", {}, "mou-data-class"),
+    ("D.2-hits-excluded", {"data_classes": ("reads",)}, "hits", {}, "mou-data-class"),
+    ("D.2-reads-excluded", {"data_classes": ("hits",)}, "search", {}, "mou-data-class"),
+    ("D.2-expired", {"expire": True}, "search", {}, "mou-expired"),
+    ("D.2-suspended", {"status": "suspended"}, "search", {}, "mou-not-in-force"),
+    ("D.2-terminated", {"status": "terminated"}, "hits", {}, "mou-not-in-force"),
+]
+
+
+@pytest.mark.parametrize(
+    ("mou", "operation", "change", "rule"),
+    [row[1:] for row in MOU_REFUSALS],
+    ids=[row[0] for row in MOU_REFUSALS],
+)
+async def test_d2_requests_outside_the_mou_are_refused_naming_the_rule(
+    gateway: Gateway,
+    mou: dict[str, Any],
+    operation: str,
+    change: dict[str, Any],
+    rule: str,
+) -> None:
+    options = dict(mou)
+    expire = options.pop("expire", False)
+    client = await gateway.partner(**options)
+    if expire:
+        await _expire(gateway.session, client.mou_id)
+    headers = gateway.partner_token(client)
+    read = "/v1/reads/3f7c1a52-0000-4000-8000-000000000002"
+    if operation == "search":
+        body = search_body(days=change.pop("days", 7))
+        body.update(change)
+        body = {k: v for k, v in body.items() if v is not None}
+        response = await gateway.client.post("/v1/reads/search", headers=headers, json=body)
+    elif operation == "image":
+        response = await gateway.client.get(f"{read}/image", headers={**headers, **PURPOSE})
+    elif operation == "crop":
+        response = await gateway.client.get(f"{read}/plates/0/crop", headers={**headers, **PURPOSE})
+    else:
+        response = await gateway.client.get(
+            "/v1/hits", params={"plate": "ABC123"}, headers={**headers, **PURPOSE}
+        )
+    assert response.status_code == 403, response.text
+    refused = problem(response)
+    assert refused["rule"] == rule
+    assert refused["clause"] in {"D.2", "A.1-2", "C.8"}
+    assert gateway.audit.disseminations == []
+    event = gateway.audit.last()
+    assert (event["outcome"], event["rule"]) == ("denied", rule)
+    assert event["mou_id"] == str(client.mou_id)
+    assert response.headers["X-LPR-Audit-Event"] == event["event_id"]
+
+
+def _hits_app() -> FastAPI:
+    """hotlist-svc's ``GET /v1/hits`` answer headers (docs/internal-api.md)."""
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/v1/hits")
+    async def hits(context: ContextDep, plate: str) -> JSONResponse:
+        return JSONResponse(
+            [{"id": "a-1", "plate": plate, "caller": context.agency}],
+            headers={
+                "X-LPR-Result-Count": "1",
+                "X-LPR-Data-Class": "hits",
+                "X-LPR-Record-Ids": "a-1",
+                "X-LPR-Owner-Agency": PLATFORM_AGENCY,
+            },
+        )
+
+    return app
+
+
+@pytest.fixture
+async def marked_gateway(
+    service_env: dict[str, str], session: AsyncSession, audit_spy: AuditSpy
+) -> AsyncIterator[Gateway]:
+    """The gateway with a hits-answering hot-list service and a tight partner rate limit."""
+    settings = gateway_settings(
+        gateway_partner_rate_per_minute=6.0,
+        gateway_partner_burst=4,
+        gateway_partner_rate_limits={"TX0030000": "60/1"},
+    )
+    app = create_app(settings)
+    verifier = context_keys(settings)[1]
+    transports: dict[str, httpx.AsyncBaseTransport] = {"audit-log": audit_spy}
+    for name, upstream in (
+        ("recognition", upstream_app("recognition")),
+        ("hotlist", _hits_app()),
+        ("audit", upstream_app("audit")),
+    ):
+        upstream.state.context_verifier = verifier
+        transports[name] = httpx.ASGITransport(app=upstream)
+    app.state.upstream_transports = transports
+    async with app_client(app, session) as client:
+        yield Gateway(app, client, session, audit_spy, settings)
+
+
+async def test_d_every_search_read_hit_and_image_answer_is_marked_fouo(
+    marked_gateway: Gateway,
+) -> None:
+    gateway = marked_gateway
+    client = await gateway.partner(data_classes=("reads", "hits", "images"))
+    headers = gateway.partner_token(client)
+    read = "/v1/reads/3f7c1a52-0000-4000-8000-000000000002"
+    answers = {
+        "search": await gateway.client.post(
+            "/v1/reads/search", headers=headers, json=search_body(days=7)
+        ),
+        "read": await gateway.client.get(read, headers={**headers, **PURPOSE}),
+        "image": await gateway.client.get(f"{read}/image", headers={**headers, **PURPOSE}),
+        "hits": await gateway.client.get(
+            "/v1/hits", params={"plate": "ABC123"}, headers={**headers, **PURPOSE}
+        ),
+    }
+    for name, response in answers.items():
+        assert response.status_code < 300, (name, response.text)
+        assert response.headers["X-LPR-Marking"] == "FOUO", name
+    assert [r["data_class"] for r in gateway.audit.disseminations] == [
+        "reads",
+        "reads",
+        "images",
+        "hits",
+    ]
+
+
+async def test_d_answers_without_lpr_data_carry_no_marking(marked_gateway: Gateway) -> None:
+    admin = await marked_gateway.user("adm.marking", ["administrator"])
+    response = await marked_gateway.client.get("/v1/mous", headers=marked_gateway.token(admin))
+    assert response.status_code == 200
+    assert "X-LPR-Marking" not in response.headers
+
+
+async def test_d2_partner_over_its_rate_limit_gets_429_with_retry_after(
+    marked_gateway: Gateway,
+) -> None:
+    gateway = marked_gateway
+    client = await gateway.partner()
+    other = await gateway.partner()
+    headers = {**gateway.partner_token(client), **PURPOSE}
+    read = "/v1/reads/3f7c1a52-0000-4000-8000-000000000002"
+    statuses = [(await gateway.client.get(read, headers=headers)).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 200]
+    refused = await gateway.client.get(read, headers=headers)
+    assert refused.status_code == 429
+    body = problem(refused)
+    assert body["rule"] == "partner-rate-limit"
+    # 6 a minute: the next token is 10 s away.
+    assert 1 <= int(refused.headers["Retry-After"]) <= 10
+    event = gateway.audit.last()
+    assert (event["outcome"], event["rule"]) == ("denied", "partner-rate-limit")
+    assert event["subject_id"] == client.client_id
+    assert len(gateway.audit.disseminations) == 4
+    # Each partner has its own bucket.
+    other_answer = await gateway.client.get(
+        read, headers={**gateway.partner_token(other), **PURPOSE}
+    )
+    assert other_answer.status_code == 200
+
+
+async def test_officers_are_not_rate_limited_as_partners(marked_gateway: Gateway) -> None:
+    officer = await marked_gateway.user("ofc.no.limit", ["officer"])
+    read = "/v1/reads/3f7c1a52-0000-4000-8000-000000000002"
+    headers = {**marked_gateway.token(officer), **PURPOSE}
+    statuses = {
+        (await marked_gateway.client.get(read, headers=headers)).status_code for _ in range(6)
+    }
+    assert statuses == {200}
+
+
+def test_partner_limits_by_agency_override_the_default() -> None:
+    from lpr_gateway.access.rate_limit import Limit, PartnerRateLimiter, parse_overrides
+
+    now = [0.0]
+    limiter = PartnerRateLimiter(
+        Limit(60, 2), parse_overrides({"TX0030000": "60/1"}), clock=lambda: now[0]
+    )
+    limiter.check("tx-client", "TX0030000")
+    with pytest.raises(Exception, match="rate limit") as refused:
+        limiter.check("tx-client", "TX0030000")
+    assert refused.value.headers == {"Retry-After": "1"}  # type: ignore[attr-defined]
+    now[0] += 1.0
+    limiter.check("tx-client", "TX0030000")
+    limiter.check("nv-client", "NV0020000")
+    limiter.check("nv-client", "NV0020000")
+
+
+async def test_openapi_has_a_partner_tag_with_examples(gateway: Gateway) -> None:
+    document = (await gateway.client.get("/openapi.json")).json()
+    tags = {tag["name"]: tag for tag in document["tags"]}
+    assert "client_credentials" in tags["partners"]["description"]
+    tagged = {
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if "partners" in operation.get("tags", [])
+    }
+    assert tagged == {
+        ("POST", "/v1/reads/search"),
+        ("GET", "/v1/reads/{read_id}"),
+        ("GET", "/v1/reads/{read_id}/image"),
+        ("GET", "/v1/reads/{read_id}/plates/{index}/crop"),
+        ("GET", "/v1/hits"),
+    }
+    search = document["paths"]["/v1/reads/search"]["post"]
+    examples = search["requestBody"]["content"]["application/json"]["examples"]
+    assert {e["value"]["match"] for e in examples.values()} == {
+        "exact",
+        "pattern",
+        "ocr_equivalent",
+    }
+    assert "429" in search["responses"]
+    assert "X-LPR-Marking" in search["responses"]["200"]["headers"]
