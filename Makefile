@@ -64,5 +64,5 @@ train-ocr: sync  ## Fine-tune the plate recognizer with a fixed seed (about 30 m
 	test -f $(TRAIN_FONT) || (apt-get update && apt-get install -y fonts-dejavu-core fonts-liberation)
 	test -x $(TRAIN_VENV)/bin/python || "$(PYTHON)" -m venv $(TRAIN_VENV)
 	$(TRAIN_VENV)/bin/pip install --quiet torch==2.13.0 onnx onnxruntime numpy opencv-python-headless pillow onnx2torch
-	nice -n 19 $(TRAIN_VENV)/bin/python recognition-svc/training/train_ocr.py --seed $(TRAIN_SEED) $(if $(INSTALL),--install,)
+	nice -n 19 $(TRAIN_VENV)/bin/python -W ignore recognition-svc/training/train_ocr.py --seed $(TRAIN_SEED) $(if $(INSTALL),--install,)
 	nice -n 19 $(UV) run --frozen python recognition-svc/training/measure_rules.py --model $(if $(INSTALL),recognition-svc/model_repository/plate_rec/1/model.onnx,build/train-ocr/model.onnx)

@@ -7,12 +7,16 @@
 3. The camera posts the dev images; Triton reads the plates.
 4. Alerts arrive on the officer's SSE stream; the officer verifies one, records its
    disposition and flags another as a misread.
-5. The audit chains are verified and a transparency summary printed.
+5. The officer searches a plate for a case; the MOU partner searches it too (its answer
+   is written to the dissemination log) and is refused a purpose outside its MOU.
+6. An auditor signs checkpoints of the audit chains through the gateway; the chains and
+   the signatures are verified and a transparency summary printed.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +61,11 @@ def _labelled_plates(images_dir: Path, limit: int) -> list[str]:
 
 def run_demo(settings: LprSettings) -> None:
     """Walk through the platform and print what happens."""
-    from lprctl.demo_steps.audit import verify_and_report
-    from lprctl.demo_steps.gateway import setup_governance
+    from lprctl.demo_steps.audit import sign_checkpoints, verify_and_report
+    from lprctl.demo_steps.gateway import bearer, create_user, login, setup_governance
     from lprctl.demo_steps.hotlist import import_demo_lists, watch_alerts, work_alerts
     from lprctl.demo_steps.recognition import post_dev_images
+    from lprctl.demo_steps.search import officer_search, partner_refused, partner_search
 
     gateway = settings.gateway_url
     us_images = plates_dir() / "us"
@@ -98,6 +103,50 @@ def run_demo(settings: LprSettings) -> None:
             work_alerts(client, gateway, officer, alert_ids[:2])
         else:
             print("  no alert arrived")
+
+        auditor_name = f"auditor-{records['administrator']['username']}"
+        auditor_password = secrets.token_urlsafe(16)
+        create_user(
+            client,
+            gateway,
+            bearer(admin),
+            username=auditor_name,
+            password=auditor_password,
+            roles=["auditor"],
+        )
+        auditor = login(client, gateway, auditor_name, auditor_password)
+
+        # Historical search for a case (C.8), then the same plate asked by the MOU partner (D).
+        searched = next(
+            (
+                plate
+                for plate, _ in hot
+                if officer_search(client, gateway, officer, plate)["count"] > 0
+            ),
+            hot[0][0],
+        )
+        client_id = str(records["partner_client_id"])
+        secret = str(records["partner_client_secret"])
+        partner_search(
+            client,
+            gateway,
+            client_id=client_id,
+            client_secret=secret,
+            plate=searched,
+            auditor=auditor,
+        )
+        partner_refused(client, gateway, client_id=client_id, client_secret=secret, plate=searched)
+
+        sign_checkpoints(client, gateway, auditor)
+
+        print("\n== deployment results (IACP B.1.e) ==")
+        deployment = client.get(
+            f"{gateway}/v1/deployments/{records['deployment_id']}", headers=bearer(admin)
+        ).json()
+        print(
+            f"  {deployment['name']}: {deployment['reads_count']} reads, "
+            f"{deployment['hits_count']} hits, {deployment['dispositions_count']} dispositions"
+        )
 
     verify_and_report(settings.database_url, settings.data_dir)
     print("\n== demo done ==\n")

@@ -28,6 +28,7 @@ from lpr_common.migrations import upgrade
 from lpr_common.settings import LprSettings
 from lprctl.postgres import EmbeddedPostgres, free_port
 from lprctl.stack import SERVICES, Component, Stack
+from lprctl.stack_client import StackClient
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Tests that need plates recognized ask for this fixture; the stack then starts Triton.
@@ -247,3 +248,17 @@ def recognition_stack(running_stack: RunningStack) -> RunningStack:
     if running_stack.triton is None:
         pytest.skip("nvidia-pytriton is not installed: no Triton server for recognition")
     return running_stack
+
+
+@pytest.fixture(scope="session")
+def stack_client(running_stack: RunningStack) -> Iterator[StackClient]:
+    """A client of the running stack's gateway that creates users, cameras and hot lists."""
+    client = StackClient(
+        running_stack.gateway_url,
+        running_stack.database_url,
+        agency=running_stack.settings.agency,
+    )
+    try:
+        yield client
+    finally:
+        client.close()

@@ -1,27 +1,25 @@
 """Reads through the whole platform with the real CPU Triton server reading the plates.
 
-Each test posts real dev images as a camera, then watches the reads go from pending to
-recognized (or matched) with the plate the image shows.
+A camera registered through the gateway's administration API posts real dev images
+through the gateway with its key (X-Camera-Key); an officer watches the reads go from
+pending to recognized (or matched) with the plate the image shows.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from lpr_common.context import CONTEXT_KEY_NAME, ContextSigner, RequestContext
-from lpr_common.keys import load_or_create_ed25519
 from lpr_common.plates import normalize_plate
+from lprctl.demo_steps.hotlist import ncic_line
 from lprctl.pytest_plugin import REPO_ROOT, RunningStack
+from lprctl.stack_client import Camera, StackClient, User
 
 PLATES_DIR = Path(os.environ.get("LPR_PLATES_DIR", REPO_ROOT.parent / "shared" / "data" / "plates"))
 # Dev images whose plate the stock models read; the expected text comes from the data set.
@@ -44,80 +42,14 @@ class DevImage:
     """A labelled dev image."""
 
     name: str
-    data: bytes
-    content_type: str
+    path: Path
     plate: str
 
 
 def dev_image(name: str) -> DevImage:
-    """Load a dev image and its labelled plate."""
+    """Load a dev image's path and its labelled plate."""
     fields = (PLATES_DIR / "us" / f"{name}.txt").read_text().strip().split("\t")
-    path = PLATES_DIR / "us" / fields[0]
-    content_type = "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
-    return DevImage(name, path.read_bytes(), content_type, normalize_plate(fields[5]))
-
-
-class CameraClient:
-    """A camera posting straight to recognition-svc with a context signed as the gateway would."""
-
-    def __init__(self, stack: RunningStack) -> None:
-        self.camera_id = str(uuid.uuid4())
-        self.url = stack.url("recognition")
-        self.signer = ContextSigner(
-            load_or_create_ed25519(stack.settings.keys_dir, CONTEXT_KEY_NAME)
-        )
-        self.http = httpx.Client(base_url=self.url, timeout=30.0)
-
-    def _headers(self, method: str, path: str) -> dict[str, str]:
-        context = RequestContext(
-            subject_kind="camera",
-            subject_id=self.camera_id,
-            agency="CA0010000",
-            camera_id=self.camera_id,
-            method=method,
-            path=path,
-            issued_at=datetime.now(UTC),
-        )
-        return {"X-LPR-Context": self.signer.sign(context)}
-
-    def post(self, image: DevImage) -> str:
-        metadata = {
-            "camera_read_id": f"{image.name}-{uuid.uuid4()}",
-            "captured_at": datetime.now(UTC).isoformat(),
-            "latitude": 38.58,
-            "longitude": -121.49,
-        }
-        response = self.http.post(
-            "/v1/reads",
-            files={"image": (f"{image.name}.jpg", image.data, image.content_type)},
-            data={"metadata": json.dumps(metadata)},
-            headers=self._headers("POST", "/v1/reads"),
-        )
-        assert response.status_code == 202, response.text
-        read_id: str = response.json()["read_id"]
-        return read_id
-
-    def read(self, read_id: str) -> dict[str, Any]:
-        path = f"/v1/reads/{read_id}"
-        response = self.http.get(path, headers=self._headers("GET", path))
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    def wait_recognized(self, read_ids: list[str], timeout_s: float) -> dict[str, dict[str, Any]]:
-        deadline = time.monotonic() + timeout_s
-        reads: dict[str, dict[str, Any]] = {}
-        while time.monotonic() < deadline:
-            reads = {read_id: self.read(read_id) for read_id in read_ids}
-            if all(r["status"] != "pending" for r in reads.values()):
-                return reads
-            time.sleep(0.3)
-        pending = {
-            k: (v["attempts"], v["last_error"])
-            for k, v in reads.items()
-            if v["status"] == "pending"
-        }
-        raise AssertionError(f"reads still pending after {timeout_s} s: {pending}")
+    return DevImage(name, PLATES_DIR / "us" / fields[0], normalize_plate(fields[5]))
 
 
 @pytest.fixture
@@ -128,8 +60,13 @@ def images() -> list[DevImage]:
 
 
 @pytest.fixture
-def camera(recognition_stack: RunningStack) -> CameraClient:
-    return CameraClient(recognition_stack)
+def camera(recognition_stack: RunningStack, stack_client: StackClient) -> Camera:
+    return stack_client.camera()
+
+
+@pytest.fixture(scope="module")
+def officer(stack_client: StackClient) -> User:
+    return stack_client.user("officer")
 
 
 def _plates_read(read: dict[str, Any]) -> set[str]:
@@ -162,39 +99,66 @@ def assert_plates_found(images: list[DevImage], reads: list[dict[str, Any]]) -> 
 
 
 def test_posted_images_are_recognized_with_their_plates(
-    recognition_stack: RunningStack, camera: CameraClient, images: list[DevImage]
+    stack_client: StackClient, camera: Camera, officer: User, images: list[DevImage]
 ) -> None:
     started = time.monotonic()
-    read_ids = [camera.post(image) for image in images]
+    read_ids = [stack_client.post_image(camera, image.path) for image in images]
     posted = time.monotonic() - started
-    reads = camera.wait_recognized(read_ids, timeout_s=120)
+    reads = stack_client.wait_reads(officer, read_ids, timeout_s=120)
     elapsed = time.monotonic() - started
     assert_plates_found(images, [reads[read_id] for read_id in read_ids])
     for read_id in read_ids:
-        best = reads[read_id]["plates"][0]
+        read = reads[read_id]
+        assert read["camera_id"] == camera.id
+        assert read["deployment_id"] == camera.deployment_id
+        best = read["plates"][0]
         assert len(best["box"]) == 4
         assert 0 < best["confidence"] <= 1
-        crop_path = f"/v1/reads/{read_id}/plates/0/crop"
-        crop = camera.http.get(crop_path, headers=camera._headers("GET", crop_path))
+        crop = stack_client.http.get(
+            f"/v1/reads/{read_id}/plates/0/crop", headers=officer.headers()
+        )
         assert crop.status_code == 200
         assert crop.content.startswith(b"\xff\xd8\xff")
     print(
-        f"\n{len(images)} reads posted in {posted:.2f} s "
+        f"\n{len(images)} reads posted through the gateway in {posted:.2f} s "
         f"({posted / len(images) * 1000:.0f} ms each), all recognized after {elapsed:.1f} s"
     )
 
 
+def test_a_read_that_hits_a_hot_list_is_preserved_with_its_alert(
+    stack_client: StackClient, camera: Camera, officer: User, images: list[DevImage]
+) -> None:
+    image = images[2]
+    list_id = stack_client.hotlist(source="NCIC")
+    stack_client.import_list(list_id, [ncic_line("V", image.plate, "CA")], format="ncic")
+    read_id = stack_client.post_image(camera, image.path)
+    read = stack_client.wait_reads(
+        officer, [read_id], done=lambda r: r["status"] == "matched", timeout_s=120
+    )[read_id]
+    # IACP B.1.b: the read tied to a hit is kept beyond the retention period.
+    assert read["preserved"] is True
+    alerts = [a for a in stack_client.hits(officer, image.plate) if a["read_id"] == read_id]
+    assert len(alerts) == 1
+    assert alerts[0]["list_id"] == list_id
+    assert alerts[0]["status"] == "new"
+
+
 def test_reads_posted_while_triton_is_down_are_recognized_when_it_returns(
-    recognition_stack: RunningStack, camera: CameraClient, images: list[DevImage]
+    recognition_stack: RunningStack,
+    stack_client: StackClient,
+    camera: Camera,
+    officer: User,
+    images: list[DevImage],
 ) -> None:
     first, rest = images[:2], images[2:]
-    read_ids = [camera.post(image) for image in first]
+    read_ids = [stack_client.post_image(camera, image.path) for image in first]
     recognition_stack.kill_triton()
     try:
-        read_ids += [camera.post(image) for image in rest]
+        # The camera keeps posting through the gateway: every read is acknowledged.
+        read_ids += [stack_client.post_image(camera, image.path) for image in rest]
         # While Triton is away every read is kept, pending, with the reason it waits.
         time.sleep(3)
-        waiting = [camera.read(read_id) for read_id in read_ids[2:]]
+        waiting = [stack_client.read(officer, read_id) for read_id in read_ids[2:]]
         assert all(r["status"] == "pending" for r in waiting)
         assert any(r["last_error"] and r["attempts"] >= 1 for r in waiting)
         readiness = httpx.get(f"{recognition_stack.url('recognition')}/readyz", timeout=10)
@@ -204,6 +168,6 @@ def test_reads_posted_while_triton_is_down_are_recognized_when_it_returns(
         started = time.monotonic()
         recognition_stack.start_triton()
         restart_s = time.monotonic() - started
-    reads = camera.wait_recognized(read_ids, timeout_s=120)
+    reads = stack_client.wait_reads(officer, read_ids, timeout_s=120)
     assert_plates_found(images, [reads[read_id] for read_id in read_ids])
     print(f"\nTriton restarted in {restart_s:.1f} s; all {len(read_ids)} reads recognized")

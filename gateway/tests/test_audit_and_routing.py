@@ -156,7 +156,7 @@ async def test_each_prefix_goes_to_its_owner_longest_prefix_first(gateway: Gatew
     officer = await gateway.user("ofc.routing", ["officer"])
     cases = [
         (admin, "/v1/retention/settings", "audit"),
-        (admin, "/v1/retention/classes", "recognition"),
+        (admin, "/v1/retention/runs", "recognition"),
         (officer, "/v1/hotlists", "hotlist"),
         (officer, "/v1/alerts/a-1", "hotlist"),
         (admin, "/v1/reports/transparency", "audit"),

@@ -28,6 +28,99 @@ def _token(client: httpx.Client, gateway_url: str, **form: str) -> str:
     return str(_check(response, "token")["access_token"])
 
 
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header of a bearer token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def login(client: httpx.Client, gateway_url: str, username: str, password: str) -> str:
+    """Log a user in with the OAuth2 password flow; return the access token."""
+    return _token(client, gateway_url, grant_type="password", username=username, password=password)
+
+
+def bootstrap_administrator(database_url: str, agency: str, username: str, password: str) -> None:
+    """Create the first administrator straight in the database (nothing else can)."""
+    from lpr_gateway.bootstrap import bootstrap_user
+
+    bootstrap_user(
+        database_url,
+        username=username,
+        password=password,
+        roles=["administrator"],
+        agency=agency,
+        training_expires_at=datetime.now(UTC) + timedelta(days=365),
+    )
+
+
+def create_user(
+    client: httpx.Client,
+    gateway_url: str,
+    admin: dict[str, str],
+    *,
+    username: str,
+    password: str,
+    roles: list[str],
+    training_days: int = 365,
+) -> dict[str, Any]:
+    """Create a user through the administration API, trained until ``training_days`` from now."""
+    expires = datetime.now(UTC) + timedelta(days=training_days)
+    return _check(
+        client.post(
+            f"{gateway_url}/v1/users",
+            headers=admin,
+            json={
+                "username": username,
+                "password": password,
+                "roles": roles,
+                "training_expires_at": expires.isoformat(),
+            },
+        ),
+        f"create user {username}",
+    )
+
+
+def create_deployment(
+    client: httpx.Client, gateway_url: str, admin: dict[str, str], *, name: str
+) -> dict[str, Any]:
+    """Create a fixed-location deployment running from an hour ago for 90 days."""
+    now = datetime.now(UTC)
+    return _check(
+        client.post(
+            f"{gateway_url}/v1/deployments",
+            headers=admin,
+            json={
+                "name": name,
+                "kind": "location",
+                "location": "Main St & 1st Ave",
+                "purpose": "stolen vehicles and AMBER alerts on the corridor",
+                "starts_at": (now - timedelta(hours=1)).isoformat(),
+                "ends_at": (now + timedelta(days=90)).isoformat(),
+            },
+        ),
+        "create deployment",
+    )
+
+
+def register_camera(
+    client: httpx.Client,
+    gateway_url: str,
+    admin: dict[str, str],
+    *,
+    name: str,
+    deployment_id: str,
+    kind: str = "fixed",
+) -> dict[str, Any]:
+    """Register a camera on a deployment; the answer holds its key (``api_key``), shown once."""
+    return _check(
+        client.post(
+            f"{gateway_url}/v1/cameras",
+            headers=admin,
+            json={"name": name, "kind": kind, "deployment_id": deployment_id},
+        ),
+        "register camera",
+    )
+
+
 def _show(label: str, response: httpx.Response) -> dict[str, object]:
     """Print one request's outcome and the audit event that recorded its decision."""
     rule = "-"
@@ -57,75 +150,38 @@ def setup_governance(
     an administrator, an officer with current training, an officer with expired training,
     a camera (its key), an approved deployment and an MOU partner (client credentials).
     """
-    from lpr_gateway.bootstrap import bootstrap_user
-
     settings = LprSettings()
     agency = settings.agency
     suffix = secrets.token_hex(3)
     now = datetime.now(UTC)
     print("\n== gateway: governance ==")
     admin_name, admin_password = f"admin-{suffix}", secrets.token_urlsafe(16)
-    bootstrap_user(
-        database_url,
-        username=admin_name,
-        password=admin_password,
-        roles=["administrator"],
-        agency=agency,
-        training_expires_at=now + timedelta(days=365),
-    )
-    admin = {
-        "Authorization": "Bearer "
-        + _token(
-            client, gateway_url, grant_type="password", username=admin_name, password=admin_password
-        )
-    }
+    bootstrap_administrator(database_url, agency, admin_name, admin_password)
+    admin = bearer(login(client, gateway_url, admin_name, admin_password))
     print(f"  administrator {admin_name} bootstrapped and logged in")
 
     officers: dict[str, dict[str, str]] = {}
     for label, days in (("current", 365), ("expired", -1)):
         username, password = f"officer-{label}-{suffix}", secrets.token_urlsafe(16)
-        _check(
-            client.post(
-                f"{gateway_url}/v1/users",
-                headers=admin,
-                json={
-                    "username": username,
-                    "password": password,
-                    "roles": ["officer"],
-                    "training_expires_at": (now + timedelta(days=days)).isoformat(),
-                },
-            ),
-            f"create officer ({label} training)",
+        create_user(
+            client,
+            gateway_url,
+            admin,
+            username=username,
+            password=password,
+            roles=["officer"],
+            training_days=days,
         )
         officers[label] = {"username": username, "password": password}
         print(f"  officer {username}: training {label}")
 
-    deployment = _check(
-        client.post(
-            f"{gateway_url}/v1/deployments",
-            headers=admin,
-            json={
-                "name": f"Main St corridor {suffix}",
-                "kind": "location",
-                "location": "Main St & 1st Ave",
-                "purpose": "stolen vehicles and AMBER alerts on the corridor",
-                "starts_at": (now - timedelta(hours=1)).isoformat(),
-                "ends_at": (now + timedelta(days=90)).isoformat(),
-            },
-        ),
-        "create deployment",
-    )
-    camera = _check(
-        client.post(
-            f"{gateway_url}/v1/cameras",
-            headers=admin,
-            json={
-                "name": f"Main St fixed {suffix}",
-                "kind": "fixed",
-                "deployment_id": deployment["id"],
-            },
-        ),
-        "register camera",
+    deployment = create_deployment(client, gateway_url, admin, name=f"Main St corridor {suffix}")
+    camera = register_camera(
+        client,
+        gateway_url,
+        admin,
+        name=f"Main St fixed {suffix}",
+        deployment_id=deployment["id"],
     )
     print(f"  deployment {deployment['id']} ({deployment['status']}), camera {camera['id']}")
 

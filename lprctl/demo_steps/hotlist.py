@@ -29,7 +29,8 @@ def ncic_line(code: str, plate: str, state: str, date_text: str = "20260101") ->
     return f"{code}123456789CA0010000{date_text}{plate:<10}{state:<2}2026  2018TOYTCAM  BLK"
 
 
-def _ensure_list(client: httpx.Client, base: str, token: str, body: dict[str, Any]) -> str:
+def ensure_list(client: httpx.Client, base: str, token: str, body: dict[str, Any]) -> str:
+    """The id of the hot list named ``body["name"]``, created from ``body`` when missing."""
     headers = _headers(token)
     lists = client.get(f"{base}/v1/hotlists", headers=headers)
     lists.raise_for_status()
@@ -43,9 +44,10 @@ def _ensure_list(client: httpx.Client, base: str, token: str, body: dict[str, An
     return new_id
 
 
-def _import(
+def import_file(
     client: httpx.Client, base: str, token: str, list_id: str, name: str, data: bytes, format: str
 ) -> dict[str, Any]:
+    """Import a file (``format``: ncic, csv, genetec) as the list's new version; return the report."""
     response = client.post(
         f"{base}/v1/hotlists/{list_id}/imports",
         files={"file": (name, data, "text/plain")},
@@ -70,21 +72,21 @@ def import_demo_lists(
     base = gateway_url.rstrip("/")
     ncic_plates = plates[0::2]
     csv_plates = plates[1::2]
-    ncic_id = _ensure_list(
+    ncic_id = ensure_list(
         client,
         base,
         token,
         {"name": NCIC_LIST, "source": "NCIC", "category": "stolen vehicle", "priority": 10},
     )
     ncic = "\n".join(ncic_line("V", plate, state) for plate, state in ncic_plates) + "\n"
-    report = _import(client, base, token, ncic_id, "demo-ncic.txt", ncic.encode(), "ncic")
+    report = import_file(client, base, token, ncic_id, "demo-ncic.txt", ncic.encode(), "ncic")
     print(
         f"hot list {NCIC_LIST!r}: version {report['version']}, {report['entry_count']} entries, "
         f"sha256 {report['sha256'][:16]}..."
     )
     if not csv_plates:
         return
-    csv_id = _ensure_list(
+    csv_id = ensure_list(
         client,
         base,
         token,
@@ -101,7 +103,7 @@ def import_demo_lists(
         f"{plate},{state},wanted for questioning,DEMO-{i:04d}"
         for i, (plate, state) in enumerate(csv_plates)
     ]
-    report = _import(
+    report = import_file(
         client, base, token, csv_id, "demo-wanted.csv", ("\n".join(rows) + "\n").encode(), "csv"
     )
     print(
@@ -137,6 +139,7 @@ def watch_alerts(
     *,
     last_event_id: str | None = "0",
     unit_id: str | None = None,
+    camera_id: str | None = None,
     timeout_s: float = 60.0,
     purpose: str = DEFAULT_PURPOSE,
 ) -> list[dict[str, Any]]:
@@ -146,11 +149,14 @@ def watch_alerts(
         last_event_id: Resume after this event id (``"0"``: from the first event of the
             agency; ``None``: only events from now on).
         unit_id: Only alerts of this unit.
+        camera_id: Only alerts of this camera.
         timeout_s: Give up (returning what arrived) after this long.
     """
     params: dict[str, str | int] = {"limit": count}
     if unit_id is not None:
         params["unit_id"] = unit_id
+    if camera_id is not None:
+        params["camera_id"] = camera_id
     headers = _headers(token, purpose)
     if last_event_id is not None:
         headers["Last-Event-ID"] = last_event_id

@@ -32,9 +32,17 @@ def dev_images(images_dir: Path, limit: int) -> list[tuple[Path, str | None]]:
     return images[:limit]
 
 
-def _post(client: httpx.Client, gateway_url: str, camera_key: str, image: Path) -> str:
+def post_image(
+    client: httpx.Client,
+    gateway_url: str,
+    camera_key: str,
+    image: Path,
+    *,
+    camera_read_id: str | None = None,
+) -> str:
+    """Post one image as a read from the camera whose key is ``camera_key``; return the read id."""
     metadata = {
-        "camera_read_id": f"demo-{image.stem}-{uuid.uuid4().hex[:8]}",
+        "camera_read_id": camera_read_id or f"demo-{image.stem}-{uuid.uuid4().hex[:8]}",
         "captured_at": datetime.now(UTC).isoformat(),
         "latitude": LATITUDE,
         "longitude": LONGITUDE,
@@ -90,7 +98,7 @@ def post_dev_images(
     """
     images = dev_images(images_dir, limit)
     started = time.monotonic()
-    read_ids = [_post(client, gateway_url, camera_key, image) for image, _ in images]
+    read_ids = [post_image(client, gateway_url, camera_key, image) for image, _ in images]
     print(f"posted {len(read_ids)} reads in {time.monotonic() - started:.1f} s")
     if viewer_headers is None:
         for (image, _), read_id in zip(images, read_ids, strict=True):

@@ -15,6 +15,7 @@ from lpr_common.service import create_service_app
 from lpr_gateway.access.audit import outbox_flusher
 from lpr_gateway.access.forward import forwarding_router, upstream_clients
 from lpr_gateway.access.guard import guard
+from lpr_gateway.access.partner_docs import PARTNER_TAG_METADATA
 from lpr_gateway.cameras.router import (
     cameras_router,
     checks_router,
@@ -49,6 +50,7 @@ OPENAPI_TAGS = [
     {"name": "recognition", "description": "Forwarded to recognition-svc."},
     {"name": "hotlist", "description": "Forwarded to hotlist-svc."},
     {"name": "audit", "description": "Forwarded to audit-svc."},
+    PARTNER_TAG_METADATA,
 ]
 
 

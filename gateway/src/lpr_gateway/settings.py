@@ -39,3 +39,9 @@ class Settings(LprSettings):
     gateway_outbox_flush_s: float = 2.0
     # Read timeout towards the services; event streams have none.
     gateway_upstream_timeout_s: float = 30.0
+    # Partner (MOU API) rate limit per client: requests a minute and burst; 429 beyond.
+    gateway_partner_rate_per_minute: float = 120.0
+    gateway_partner_burst: int = 20
+    # Per-partner limits by client id or agency, "per_minute/burst", e.g.
+    # LPR_GATEWAY_PARTNER_RATE_LIMITS='{"NV0020000": "30/5"}'.
+    gateway_partner_rate_limits: dict[str, str] = {}

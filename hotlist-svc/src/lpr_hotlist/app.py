@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from lpr_common.deployment_results import deployment_results_lifespan
 from lpr_common.service import create_service_app
 from lpr_hotlist.alerts.router import dispositions_router, internal_router
 from lpr_hotlist.alerts.router import router as alerts_router
@@ -29,7 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             internal_router,
         ],
         peers=["audit"],
-        lifespan_hooks=[live_index_lifespan(settings)],
+        lifespan_hooks=[live_index_lifespan(settings), deployment_results_lifespan("hotlist")],
         openapi_tags=[
             {
                 "name": "hot lists",

@@ -9,11 +9,15 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from tritonclient.utils import InferenceServerException
 
+from lpr_common.deployment_results import deployment_results_lifespan
 from lpr_common.errors import ServiceUnavailable
 from lpr_common.service import create_service_app
 from lpr_recognition.blobs import LocalBlobStore
 from lpr_recognition.inference.triton_client import TritonRecognizer
 from lpr_recognition.reads.router import router as reads_router
+from lpr_recognition.retention.router import holds_router, runs_router
+from lpr_recognition.retention.runtime import retention_runtime
+from lpr_recognition.search.router import router as search_router
 from lpr_recognition.settings import Settings
 from lpr_recognition.workers.backoff import run_forever
 from lpr_recognition.workers.handoff import HandoffWorker
@@ -43,6 +47,7 @@ async def reads_runtime(app: FastAPI) -> AsyncIterator[None]:
             sessionmaker=app.state.sessionmaker,
             hotlist=app.state.peers.get("hotlist"),
             audit=getattr(app.state, "audit", None),
+            deployment_results=getattr(app.state, "deployment_results", None),
             batch_size=settings.handoff_batch_size,
             audit_batch_size=settings.audit_batch_size,
             lease_s=settings.recognition_lease_s,
@@ -107,9 +112,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="LPR recognition service",
         description="Reads: ingest, image blobs, plate recognition through Triton, historical search and read retention.",
         settings=settings or Settings(),
-        routers=[reads_router],
+        routers=[search_router, reads_router, holds_router, runs_router],
         peers=["hotlist", "audit"],
-        lifespan_hooks=[reads_runtime],
+        lifespan_hooks=[deployment_results_lifespan("recognition"), reads_runtime, retention_runtime],
         readiness_checks=[triton],
         openapi_tags=[{"name": "reads", "description": "Camera reads, their images and plates"}],
     )

@@ -26,6 +26,7 @@ from lpr_common.http import RetryingTransport, build_client
 from lpr_common.service import peer_url
 from lpr_gateway.access import audit
 from lpr_gateway.access.guard import Caller, CallerDep, event_headers
+from lpr_gateway.access.partner_docs import PARTNER_OPENAPI, PARTNER_TAG
 from lpr_gateway.access.routes import FORWARDED_ROUTES, Owner, RouteRule
 from lpr_gateway.settings import Settings
 
@@ -34,6 +35,9 @@ DATA_CLASS_HEADER = "x-lpr-data-class"
 RECORD_IDS_HEADER = "x-lpr-record-ids"
 OWNER_AGENCY_HEADER = "x-lpr-owner-agency"
 MAX_RECORD_IDS = 500
+MARKING_HEADER = "X-LPR-Marking"
+FOUO = "FOUO"
+MARKED_DATA_CLASSES = frozenset({"reads", "hits", "images"})
 
 # Never passed on: hop-by-hop headers, the caller's credentials, and any context header
 # a caller might try to smuggle in (only the gateway mints one).
@@ -215,6 +219,11 @@ async def forward(request: Request, caller: Caller) -> Response:
         if name.lower() not in _DROPPED_RESPONSE_HEADERS
     }
     response_headers.update(event_headers(caller.event))
+    if upstream.headers.get(DATA_CLASS_HEADER) in MARKED_DATA_CLASSES:
+        # IACP D: whatever the service said, LPR data leaves the gateway marked FOUO.
+        for name in [n for n in response_headers if n.lower() == MARKING_HEADER.lower()]:
+            del response_headers[name]
+        response_headers[MARKING_HEADER] = FOUO
     return StreamingResponse(
         upstream.aiter_raw(),
         status_code=upstream.status_code,
@@ -244,8 +253,9 @@ def forwarding_router() -> APIRouter:
                 f"Forwarded to {rule.owner.value}-svc after the policy allows "
                 f"`{rule.resource}:{rule.action}`."
             ),
-            tags=[rule.owner.value],
+            tags=[rule.owner.value, PARTNER_TAG] if rule.partner else [rule.owner.value],
             name=f"{rule.method.lower()}:{rule.path}",
             response_class=Response,
+            openapi_extra=PARTNER_OPENAPI.get((rule.method, rule.path)) if rule.partner else None,
         )
     return router

@@ -18,19 +18,20 @@ from fastapi.routing import APIRoute
 
 from lpr_common.audit_client import AuditEvent, Outcome
 from lpr_common.db import SessionDep
-from lpr_common.errors import LprError, NotFound, PayloadTooLarge, Unauthenticated
+from lpr_common.errors import LprError, NotFound, PayloadTooLarge, RateLimited, Unauthenticated
 from lpr_common.plates import InvalidPlate, normalize_plate
-from lpr_gateway.access import audit
+from lpr_gateway.access import audit, rate_limit
 from lpr_gateway.access.identify import (
     Principal,
     authenticate,
     build_subject,
     credentials_present,
 )
+from lpr_gateway.access.rate_limit import limiter_of
 from lpr_gateway.access.routes import RouteRule, rule_for
 from lpr_gateway.errors import Denied
 from lpr_gateway.settings import Settings
-from lpr_policy import AccessContext, Decision, PolicyEngine, Subject
+from lpr_policy import AccessContext, Decision, PolicyEngine, Subject, SubjectKind
 
 PURPOSE_HEADER = "X-LPR-Purpose"
 CASE_NUMBER_HEADER = "X-LPR-Case-Number"
@@ -267,6 +268,11 @@ async def guard(request: Request, response: Response, session: SessionDep) -> Ca
     except (PayloadTooLarge, Unauthenticated) as error:
         raise await _deny(app, event, error, rule=error.slug, durable=durable)
     _describe(event, principal)
+    if principal.kind is SubjectKind.PARTNER:
+        try:
+            limiter_of(app, settings).check(principal.id, principal.agency)
+        except RateLimited as error:
+            raise await _deny(app, event, error, rule=rate_limit.RULE, durable=False, clause="D.2")
     assert rule.resource is not None
     assert rule.action is not None
     subject = await build_subject(session, principal, settings, request.state.now)

@@ -44,6 +44,7 @@ class RouteRule:
         camera_ingest: Camera read ingestion: signature check, body limit, audit outbox.
         stream: The answer is a long-lived stream (no read timeout).
         body_context: Purpose, case number, offense and time range come from the JSON body.
+        partner: Open to partner agencies under an MOU (listed under the ``partners`` tag).
     """
 
     method: str
@@ -56,6 +57,7 @@ class RouteRule:
     camera_ingest: bool = False
     stream: bool = False
     body_context: bool = False
+    partner: bool = False
 
     @property
     def forwarded(self) -> bool:
@@ -79,19 +81,6 @@ def _governance(path: str, resource: Resource, item: str) -> list[RouteRule]:
         RouteRule("GET", f"{path}/{{{item}}}", resource, A.READ, O.GATEWAY),
         RouteRule("PATCH", f"{path}/{{{item}}}", resource, A.MANAGE, O.GATEWAY),
     ]
-
-
-def _prefix(
-    path: str, resource: Resource, owner: Owner, *, write: Action = A.MANAGE, label: str
-) -> list[RouteRule]:
-    """Pass-through of a prefix: GET reads, other methods ``write`` (after specific rows)."""
-    rules = []
-    for template in (path, f"{path}/{{rest:path}}"):
-        where = label if template == path else f"{label} (any sub-path)"
-        rules.append(RouteRule("GET", template, resource, A.READ, owner, f"Read {where}"))
-        for method in ("POST", "PUT", "PATCH", "DELETE"):
-            rules.append(RouteRule(method, template, resource, write, owner, f"Change {where}"))
-    return rules
 
 
 GATEWAY_ROUTES: list[RouteRule] = [
@@ -189,17 +178,11 @@ FORWARDED_ROUTES: list[RouteRule] = [
         O.RECOGNITION,
         "Search historical reads for a case",
         body_context=True,
+        partner=True,
     ),
     RouteRule(
-        "POST",
-        "/v1/reads/export",
-        R.READS,
-        A.EXPORT,
-        O.RECOGNITION,
-        "Export reads for a case",
-        body_context=True,
+        "GET", "/v1/reads/{read_id}", R.READS, A.READ, O.RECOGNITION, "Read one read", partner=True
     ),
-    RouteRule("GET", "/v1/reads/{read_id}", R.READS, A.READ, O.RECOGNITION, "Read one read"),
     RouteRule(
         "GET",
         "/v1/reads/{read_id}/image",
@@ -207,6 +190,7 @@ FORWARDED_ROUTES: list[RouteRule] = [
         A.READ,
         O.RECOGNITION,
         "Fetch the image of a read",
+        partner=True,
     ),
     RouteRule(
         "GET",
@@ -215,8 +199,27 @@ FORWARDED_ROUTES: list[RouteRule] = [
         A.READ,
         O.RECOGNITION,
         "Fetch the plate crop of a read",
+        partner=True,
     ),
-    *_prefix("/v1/retention", R.RETENTION, O.RECOGNITION, label="retention settings"),
+    RouteRule(
+        "GET", "/v1/retention/runs", R.RETENTION, A.READ, O.RECOGNITION, "List retention runs"
+    ),
+    RouteRule(
+        "POST",
+        "/v1/retention/runs",
+        R.RETENTION,
+        A.MANAGE,
+        O.RECOGNITION,
+        "Run read retention now",
+    ),
+    RouteRule(
+        "GET",
+        "/v1/retention/runs/{run_id}",
+        R.RETENTION,
+        A.READ,
+        O.RECOGNITION,
+        "Read a retention run and its receipt",
+    ),
     RouteRule("GET", "/v1/legal-holds", R.LEGAL_HOLDS, A.READ, O.RECOGNITION, "List legal holds"),
     RouteRule(
         "POST",
@@ -243,7 +246,65 @@ FORWARDED_ROUTES: list[RouteRule] = [
         O.RECOGNITION,
         "Release a legal hold",
     ),
-    # hotlist: lists, entries, alerts, dispositions, shift checks
+    # hotlist: lists, entries, alerts, dispositions, shift checks (one row per operation of
+    # hotlist-svc; a test checks the rows against its OpenAPI document)
+    RouteRule("GET", "/v1/hotlists", R.HOTLISTS, A.READ, O.HOTLIST, "List hot lists"),
+    RouteRule("POST", "/v1/hotlists", R.HOTLISTS, A.MANAGE, O.HOTLIST, "Create a hot list"),
+    RouteRule(
+        "GET", "/v1/hotlists/config", R.HOTLISTS, A.READ, O.HOTLIST, "Read the matching settings"
+    ),
+    RouteRule(
+        "PUT",
+        "/v1/hotlists/config",
+        R.HOTLISTS,
+        A.MANAGE,
+        O.HOTLIST,
+        "Change the matching settings",
+    ),
+    RouteRule(
+        "GET",
+        "/v1/hotlists/sync",
+        R.HOTLISTS,
+        A.READ,
+        O.HOTLIST,
+        "Changes to the hot lists since a version (C.3)",
+    ),
+    RouteRule("GET", "/v1/hotlists/{list_id}", R.HOTLISTS, A.READ, O.HOTLIST, "Read a hot list"),
+    RouteRule(
+        "PATCH", "/v1/hotlists/{list_id}", R.HOTLISTS, A.MANAGE, O.HOTLIST, "Change a hot list"
+    ),
+    RouteRule(
+        "POST",
+        "/v1/hotlists/{list_id}/imports",
+        R.HOTLISTS,
+        A.MANAGE,
+        O.HOTLIST,
+        "Import a file as the list's new version",
+    ),
+    RouteRule(
+        "GET",
+        "/v1/hotlists/{list_id}/versions",
+        R.HOTLISTS,
+        A.READ,
+        O.HOTLIST,
+        "List a hot list's versions",
+    ),
+    RouteRule(
+        "GET",
+        "/v1/hotlists/{list_id}/versions/{number}/entries",
+        R.HOTLISTS,
+        A.READ,
+        O.HOTLIST,
+        "List the entries of one version",
+    ),
+    RouteRule(
+        "GET",
+        "/v1/hotlists/{list_id}/entries",
+        R.HOTLISTS,
+        A.READ,
+        O.HOTLIST,
+        "List the current entries",
+    ),
     RouteRule(
         "POST",
         "/v1/hotlists/{list_id}/entries",
@@ -254,6 +315,14 @@ FORWARDED_ROUTES: list[RouteRule] = [
         body_context=True,
     ),
     RouteRule(
+        "GET",
+        "/v1/hotlists/{list_id}/manual-entries",
+        R.HOTLISTS,
+        A.READ,
+        O.HOTLIST,
+        "List manual entries with their reasons",
+    ),
+    RouteRule(
         "DELETE",
         "/v1/hotlists/{list_id}/entries/{entry_id}",
         R.HOTLIST_ENTRIES,
@@ -261,7 +330,6 @@ FORWARDED_ROUTES: list[RouteRule] = [
         O.HOTLIST,
         "Remove an entry with a reason",
     ),
-    *_prefix("/v1/hotlists", R.HOTLISTS, O.HOTLIST, label="hot lists"),
     RouteRule(
         "GET",
         "/v1/alerts/stream",
@@ -271,8 +339,48 @@ FORWARDED_ROUTES: list[RouteRule] = [
         "Receive alerts as a server-sent event stream",
         stream=True,
     ),
-    *_prefix("/v1/alerts", R.ALERTS, O.HOTLIST, write=A.UPDATE, label="alerts"),
-    *_prefix("/v1/dispositions", R.ALERTS, O.HOTLIST, write=A.UPDATE, label="dispositions"),
+    RouteRule(
+        "GET",
+        "/v1/alerts/open",
+        R.ALERTS,
+        A.READ,
+        O.HOTLIST,
+        "Report alerts still without a disposition",
+    ),
+    RouteRule("GET", "/v1/alerts", R.ALERTS, A.READ, O.HOTLIST, "List the agency's alerts"),
+    RouteRule(
+        "GET", "/v1/alerts/{alert_id}", R.ALERTS, A.READ, O.HOTLIST, "Show an alert with history"
+    ),
+    *(
+        RouteRule(
+            "POST",
+            f"/v1/alerts/{{alert_id}}/{step}",
+            R.ALERTS,
+            A.UPDATE,
+            O.HOTLIST,
+            summary,
+        )
+        for step, summary in (
+            ("acknowledge", "Acknowledge a new alert (C.4)"),
+            ("verify", "Record that the read matches the entry (C.4.a)"),
+            ("misread", "Flag an alert as a misread (C.4.a)"),
+            ("status-check", "Record the dispatch or MDT status check (C.4.b)"),
+            ("disposition", "Record the disposition of an alert (C.5)"),
+        )
+    ),
+    RouteRule("GET", "/v1/hits", R.HITS, A.READ, O.HOTLIST, "Hits for a plate", partner=True),
+    RouteRule(
+        "GET", "/v1/dispositions", R.ALERTS, A.READ, O.HOTLIST, "List the administered dispositions"
+    ),
+    # The list of dispositions is hot-list configuration, administered like the lists.
+    RouteRule(
+        "PUT",
+        "/v1/dispositions/{code}",
+        R.HOTLISTS,
+        A.MANAGE,
+        O.HOTLIST,
+        "Add or change an administered disposition",
+    ),
     RouteRule("GET", "/v1/shift-checks", R.HOTLISTS, A.READ, O.HOTLIST, "List shift-start checks"),
     # An officer confirming the current hot lists at shift start only reads them (C.3).
     RouteRule(
@@ -283,18 +391,33 @@ FORWARDED_ROUTES: list[RouteRule] = [
         O.HOTLIST,
         "Confirm the current hot lists at shift start",
     ),
-    RouteRule("GET", "/v1/hits", R.HITS, A.READ, O.HOTLIST, "Hits for a plate", body_context=False),
-    # audit: access log, dissemination log, reports
-    RouteRule("GET", "/v1/audit", R.AUDIT, A.READ, O.AUDIT, "Query the access log"),
-    RouteRule("GET", "/v1/audit/{rest:path}", R.AUDIT, A.READ, O.AUDIT, "Query the access log"),
+    # audit: access log, dissemination log, reports (exports are listed first, above)
+    RouteRule("GET", "/v1/audit/events", R.AUDIT, A.READ, O.AUDIT, "Query the access log"),
     RouteRule(
         "POST",
-        "/v1/audit/{rest:path}",
+        "/v1/audit/checkpoints",
         R.AUDIT,
         A.EXPORT,
         O.AUDIT,
-        "Export or verify the access log",
+        "Sign a checkpoint of a chain",
     ),
+    RouteRule(
+        "GET",
+        "/v1/audit/public-key",
+        R.AUDIT,
+        A.READ,
+        O.AUDIT,
+        "The checkpoint public key(s)",
+    ),
+    RouteRule(
+        "GET",
+        "/v1/audit/verification",
+        R.AUDIT,
+        A.READ,
+        O.AUDIT,
+        "Verify a chain and its checkpoints",
+    ),
+    RouteRule("GET", "/v1/audit/misuse", R.AUDIT, A.READ, O.AUDIT, "Flags of possible misuse"),
     RouteRule(
         "GET",
         "/v1/dissemination",
@@ -305,22 +428,12 @@ FORWARDED_ROUTES: list[RouteRule] = [
     ),
     RouteRule(
         "GET",
-        "/v1/dissemination/{rest:path}",
-        R.DISSEMINATION,
+        "/v1/reports/transparency",
+        R.REPORTS,
         A.READ,
         O.AUDIT,
-        "Query the dissemination log",
+        "The transparency report (aggregate counts)",
     ),
-    RouteRule(
-        "POST",
-        "/v1/dissemination/{rest:path}",
-        R.DISSEMINATION,
-        A.EXPORT,
-        O.AUDIT,
-        "Export the dissemination log",
-    ),
-    RouteRule("GET", "/v1/reports", R.REPORTS, A.READ, O.AUDIT, "List reports"),
-    RouteRule("GET", "/v1/reports/{rest:path}", R.REPORTS, A.READ, O.AUDIT, "Read a report"),
 ]
 
 ROUTE_TABLE: tuple[RouteRule, ...] = (*GATEWAY_ROUTES, *FORWARDED_ROUTES)

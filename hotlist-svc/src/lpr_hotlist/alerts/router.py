@@ -11,6 +11,7 @@ from sse_starlette import EventSourceResponse
 
 from lpr_common.context import ContextDep, InternalContextDep, RequestContext
 from lpr_common.db import SessionDep
+from lpr_common.deployment_results import DeploymentResults
 from lpr_common.errors import FieldError, InvalidInput, ServiceUnavailable
 from lpr_common.plates import InvalidPlate, normalize_plate
 from lpr_hotlist.access import audit_event, describe_answer, record, require_administrator
@@ -114,6 +115,7 @@ async def match_read(
             ),
         )
         await repository.append_events(session, events)
+        _count_results(request, data.deployment_id, hits=len(events))
     return MatchAnswer(
         read_id=data.read_id,
         ignored=ignored,
@@ -277,6 +279,15 @@ async def get_alert(
     )
 
 
+def _count_results(
+    request: Request, deployment_id: str | UUID | None, *, hits: int = 0, dispositions: int = 0
+) -> None:
+    """Add to the deployment's results (IACP B.1.e); sent to the gateway in the background."""
+    results: DeploymentResults | None = getattr(request.app.state, "deployment_results", None)
+    if results is not None:
+        results.add(deployment_id, hits=hits, dispositions=dispositions)
+
+
 async def _step(
     request: Request,
     session: SessionDep,
@@ -312,6 +323,8 @@ async def _step(
         ),
     )
     await repository.append_events(session, [event])
+    if action == "disposition":
+        _count_results(request, alert.deployment_id, dispositions=1)
     return alert_public(alert)
 
 

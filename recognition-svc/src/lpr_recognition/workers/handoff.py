@@ -17,6 +17,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from lpr_common.audit_client import AuditClient, AuditEvent
+from lpr_common.deployment_results import DeploymentResults
 from lpr_common.errors import LprError
 from lpr_recognition.reads import repository
 from lpr_recognition.reads.models import OutboxKind, OutboxMessage, Plate, Read, ReadStatus
@@ -77,9 +78,11 @@ class HandoffWorker:
         retry_base_s: float,
         retry_max_s: float,
         timeout_s: float = 10.0,
+        deployment_results: DeploymentResults | None = None,
     ) -> None:
         """Configure the worker; a missing peer client leaves its messages queued."""
         self._sessionmaker = sessionmaker
+        self._deployment_results = deployment_results
         self._hotlist = hotlist
         self._audit = audit
         self._batch_size = batch_size
@@ -187,4 +190,13 @@ class HandoffWorker:
             return 0
         async with self._sessionmaker() as session, session.begin():
             await repository.delete_outbox(session, [m.id for m in messages if m.id is not None])
+        if self._deployment_results is not None:
+            # A read.ingested event leaves the outbox once per stored read: count it then
+            # (IACP B.1.e), off the ingest path.
+            for event in events:
+                if event.event_type == "read.ingested":
+                    self._deployment_results.add(
+                        (event.details or {}).get("deployment_id"),
+                        reads=event.result_count or 1,
+                    )
         return len(messages)
