@@ -114,7 +114,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings or Settings(),
         routers=[search_router, reads_router, holds_router, runs_router],
         peers=["hotlist", "audit"],
-        lifespan_hooks=[deployment_results_lifespan("recognition"), reads_runtime, retention_runtime],
+        lifespan_hooks=[
+            deployment_results_lifespan("recognition"),
+            reads_runtime,
+            retention_runtime,
+        ],
         readiness_checks=[triton],
         openapi_tags=[{"name": "reads", "description": "Camera reads, their images and plates"}],
     )
