@@ -141,15 +141,27 @@ async def alerts_of_agency(
 
 
 async def alerts_for_plate(
-    session: AsyncSession, *, agency: str, plate: str, limit: int
+    session: AsyncSession,
+    *,
+    agency: str,
+    plate: str,
+    limit: int,
+    since: datetime | None = None,
+    without_misreads: bool = False,
 ) -> Sequence[Alert]:
-    """An agency's alerts whose read showed a plate, newest first."""
-    query = (
-        select(Alert)
-        .where(col(Alert.agency) == agency, col(Alert.read_plate) == plate)
-        .order_by(col(Alert.created_at).desc())
-        .limit(limit)
-    )
+    """An agency's alerts whose read showed a plate, newest first.
+
+    Args:
+        since: Only reads captured at or after this time.
+        without_misreads: Leave out alerts an officer flagged as a misread.
+    """
+    query = select(Alert).where(col(Alert.agency) == agency, col(Alert.read_plate) == plate)
+    if since is not None:
+        query = query.where(col(Alert.captured_at) >= since)
+    if without_misreads:
+        # An unflagged alert holds SQL NULL or, written through the ORM, JSON null.
+        query = query.where(func.coalesce(func.jsonb_typeof(col(Alert.misread)), "null") == "null")
+    query = query.order_by(col(Alert.created_at).desc()).limit(limit)
     return (await session.execute(query)).scalars().all()
 
 

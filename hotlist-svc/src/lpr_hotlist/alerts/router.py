@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
@@ -30,6 +30,8 @@ from lpr_hotlist.alerts.schemas import (
     MatchRequest,
     Misread,
     OpenAlert,
+    PartnerHit,
+    PartnerHits,
     StatusCheck,
     Verify,
 )
@@ -237,30 +239,95 @@ async def list_alerts(
     return [alert_public(a) for a in alerts]
 
 
-@router.get("/v1/hits", tags=["alerts"])
+def partner_hit(alert: Alert) -> PartnerHit:
+    """The partner-facing shape of a hit: no workflow, cameras, units or case numbers."""
+    return PartnerHit(
+        hit_id=alert.id,
+        read_id=alert.read_id,
+        plate=alert.read_plate,
+        state=alert.read_state,
+        captured_at=alert.captured_at,
+        latitude=alert.latitude,
+        longitude=alert.longitude,
+        list_category=alert.entry.get("list_category"),
+        reason=alert.entry.get("reason"),
+        match=alert.rule,
+    )
+
+
+def _since(request: Request) -> datetime:
+    """The ``since`` query parameter, read exactly as the gateway reads it for the lookback.
+
+    Pydantic's datetime parsing accepts more (e.g. ``since=0``, a Unix time) than the
+    gateway's policy check does; a value the gateway could not check must not widen the
+    time range here.
+    """
+    values = request.query_params.getlist("since")
+    if len(values) > 1:
+        raise InvalidInput.field("since", "give it once")
+    try:
+        since = datetime.fromisoformat(values[0].replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput.field("since", "must be an ISO 8601 time with a UTC offset")
+    if since.tzinfo is None:
+        raise InvalidInput.field("since", "must have a UTC offset, e.g. 2026-11-01T00:00:00Z")
+    return since
+
+
+@router.get(
+    "/v1/hits",
+    tags=["alerts"],
+    response_model=list[AlertPublic] | PartnerHits,
+)
 async def hits_for_plate(
     context: ContextDep,
     session: SessionDep,
+    request: Request,
     response: Response,
     plate: Annotated[str, Query(description="The plate read, any spacing or case")],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[AlertPublic]:
-    """List the agency's alerts raised by reads of a plate, newest first."""
+    since: Annotated[
+        str | None,
+        Query(
+            description="Only reads captured since this time (ISO 8601 with a UTC offset); "
+            "required for partner agencies, within the MOU's lookback",
+            examples=["2026-11-01T00:00:00Z"],
+        ),
+    ] = None,
+) -> list[AlertPublic] | PartnerHits:
+    """List the alerts raised by reads of a plate, newest first (partners: shared hits)."""
     try:
         normalized = normalize_plate(plate)
     except InvalidPlate as error:
         raise InvalidInput.field("plate", str(error))
-    alerts = await repository.alerts_for_plate(
-        session, agency=context.agency, plate=normalized, limit=limit
+    if service.is_partner(context) and await request.body():
+        # The gateway forwards no body on a GET; were one to arrive, a time range in it
+        # (which the gateway's lookback check reads before the query) could differ from ``since``.
+        raise InvalidInput.field("body", "must be empty: give the plate and since as query")
+    start = _since(request) if since is not None else None
+    owner, alerts = await service.hits_for_plate(
+        session,
+        context=context,
+        platform_agency=_settings(request).agency,
+        plate=normalized,
+        since=start,
+        limit=limit,
     )
     describe_answer(
         response,
         count=len(alerts),
-        owner_agency=context.agency,
+        owner_agency=owner,
         data_class="hits",
         record_ids=(a.id for a in alerts),
     )
-    return [alert_public(a) for a in alerts]
+    if not service.is_partner(context):
+        return [alert_public(a) for a in alerts]
+    assert start is not None  # the service refuses a partner without it
+    response.headers["X-LPR-Marking"] = "FOUO"
+    hits = [partner_hit(a) for a in alerts]
+    return PartnerHits(
+        owner_agency=owner, plate=normalized, since=start, count=len(hits), hits=hits
+    )
 
 
 @router.get("/v1/alerts/{alert_id}")

@@ -117,6 +117,36 @@ class AlertPublic(BaseModel):
     updated_at: datetime
 
 
+class PartnerHit(BaseModel):
+    """A hit as a partner agency sees it (IACP D.2): what was read, where, and why it hit.
+
+    Leaves out the owner's workflow (status, officers, verification, dispositions), its
+    cameras, units and deployments, and the entry's case and NCIC numbers.
+    """
+
+    hit_id: UUID = Field(description="The hit's id, as in the dissemination record")
+    read_id: UUID
+    plate: str = Field(description="The plate read")
+    state: str | None = Field(description="The issuing state read, when known")
+    captured_at: datetime
+    latitude: float | None
+    longitude: float | None
+    list_category: str | None = Field(description="The hot list's category, e.g. stolen vehicle")
+    reason: str | None = Field(description="Why the plate is on the hot list")
+    match: str = Field(description="exact, ocr_equivalent, wildcard or one_edit")
+
+
+class PartnerHits(BaseModel):
+    """The answer of ``GET /v1/hits`` to a partner agency."""
+
+    marking: Literal["FOUO"] = "FOUO"
+    owner_agency: str = Field(description="The agency whose hits these are")
+    plate: str = Field(description="The plate asked for, normalised")
+    since: datetime
+    count: int
+    hits: list[PartnerHit]
+
+
 class AlertEventPublic(BaseModel):
     """One step of an alert's history."""
 

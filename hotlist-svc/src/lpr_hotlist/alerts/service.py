@@ -6,7 +6,7 @@ Workflow: ``new -> acknowledged -> verified | misread``; ``verified -> status_ch
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -268,6 +268,53 @@ async def match_read(
             )
         )
     return alerts, events
+
+
+# --- hits for a plate (officers, and partners under an MOU) ----------------------------------
+
+
+def is_partner(context: RequestContext) -> bool:
+    """True when another agency calls under an MOU (IACP D.2)."""
+    return context.subject_kind == "partner" or context.mou_id is not None
+
+
+async def hits_for_plate(
+    session: AsyncSession,
+    *,
+    context: RequestContext,
+    platform_agency: str,
+    plate: str,
+    since: datetime | None,
+    limit: int,
+) -> tuple[str, Sequence[Alert]]:
+    """The hits of reads of a plate, and the agency that owns them.
+
+    An officer gets the alerts of their own agency. A partner gets the platform agency's
+    hits since a time it must state: the gateway has already held that time to the MOU's
+    lookback and the purpose to the MOU, and checks the lookback only when a time is
+    given. Alerts flagged as misreads are not hits and are not shared.
+
+    Raises:
+        InvalidInput: A partner did not state ``since``.
+    """
+    if not is_partner(context):
+        alerts = await repository.alerts_for_plate(
+            session, agency=context.agency, plate=plate, since=since, limit=limit
+        )
+        return context.agency, alerts
+    if since is None:
+        raise InvalidInput.field(
+            "since", "required for partner agencies: the start of the time range, within the MOU"
+        )
+    alerts = await repository.alerts_for_plate(
+        session,
+        agency=platform_agency,
+        plate=plate,
+        since=since,
+        limit=limit,
+        without_misreads=True,
+    )
+    return platform_agency, alerts
 
 
 # --- the officer's workflow -----------------------------------------------------------------
