@@ -35,6 +35,8 @@ from lprctl.pytest_plugin import app_client
 
 CASE = "PD-2026-000123"
 PURPOSE = {"X-LPR-Purpose": "stolen_vehicle"}
+# Partners must bound a hits request in time; the MOU lookback is checked against it.
+RECENT = (datetime.now(UTC) - timedelta(days=7)).isoformat()
 
 
 def search_body(days: float, purpose: str = "stolen_vehicle", **extra: Any) -> dict[str, Any]:
@@ -173,7 +175,7 @@ async def test_d2_requests_outside_the_mou_are_refused_naming_the_rule(
         response = await gateway.client.get(f"{read}/plates/0/crop", headers={**headers, **PURPOSE})
     else:
         response = await gateway.client.get(
-            "/v1/hits", params={"plate": "ABC123"}, headers={**headers, **PURPOSE}
+            "/v1/hits", params={"plate": "ABC123", "since": RECENT}, headers={**headers, **PURPOSE}
         )
     assert response.status_code == 403, response.text
     refused = problem(response)
@@ -245,7 +247,7 @@ async def test_d_every_search_read_hit_and_image_answer_is_marked_fouo(
         "read": await gateway.client.get(read, headers={**headers, **PURPOSE}),
         "image": await gateway.client.get(f"{read}/image", headers={**headers, **PURPOSE}),
         "hits": await gateway.client.get(
-            "/v1/hits", params={"plate": "ABC123"}, headers={**headers, **PURPOSE}
+            "/v1/hits", params={"plate": "ABC123", "since": RECENT}, headers={**headers, **PURPOSE}
         ),
     }
     for name, response in answers.items():

@@ -224,7 +224,8 @@ TABLE = [
     row("IACP-B.1.f-officer-cannot-release-case-data", user("officer", approvals=(EXPORT_APPROVAL,)), "stolen_vehicle", R.READS, A.EXPORT, False, "B.1.a", "deny-by-default", case_number=CASE),
     # --- D.1, D.2: sharing outside the agency only under an MOU in force
     row("IACP-D.2-partner-search-within-mou-allowed", partner(), "stolen_vehicle", R.READS, A.SEARCH, True, "D.2", "D.2:partner-search-under-mou", **SEARCH),
-    row("IACP-D.2-partner-hits-for-plate-allowed", partner(), "amber_alert", R.HITS, A.READ, True, "D.2", "D.2:partner-hits-for-plate-under-mou"),
+    row("IACP-D.2-partner-hits-for-plate-allowed", partner(), "amber_alert", R.HITS, A.READ, True, "D.2", "D.2:partner-hits-for-plate-under-mou", lookback_days=7),
+    row("IACP-D.2-partner-hits-need-a-bounded-time", partner(), "amber_alert", R.HITS, A.READ, False, "C.8", "time-range-required"),
     row("IACP-D.2-expired-mou-denied", partner(replace(MOU, expires_on=date(2025, 6, 1))), "stolen_vehicle", R.READS, A.SEARCH, False, "D.2", "mou-expired", **SEARCH),
     row("IACP-D.2-suspended-mou-denied", partner(replace(MOU, status=MouStatus.SUSPENDED)), "stolen_vehicle", R.READS, A.SEARCH, False, "D.2", "mou-not-in-force", **SEARCH),
     row("IACP-D.2-unsigned-mou-denied", partner(replace(MOU, signed_on=None)), "stolen_vehicle", R.READS, A.SEARCH, False, "D.2", "mou-not-in-force", **SEARCH),
