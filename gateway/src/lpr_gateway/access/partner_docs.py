@@ -180,6 +180,14 @@ PARTNER_OPENAPI: Final[dict[tuple[str, str], dict[str, Any]]] = {
                 "schema": {"type": "string"},
                 "example": "7ABC123",
             },
+            {
+                "name": "since",
+                "in": "query",
+                "required": True,
+                "description": "ISO 8601 time with offset; the MOU's lookback bounds it (D.2)",
+                "schema": {"type": "string", "format": "date-time"},
+                "example": "2026-11-22T00:00:00Z",
+            },
         ],
         "responses": {
             "200": {"description": "Hot-list hits for the plate", "headers": _MARKED},
