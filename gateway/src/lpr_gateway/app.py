@@ -16,6 +16,7 @@ from lpr_gateway.access.audit import outbox_flusher
 from lpr_gateway.access.forward import forwarding_router, upstream_clients
 from lpr_gateway.access.guard import guard
 from lpr_gateway.access.partner_docs import PARTNER_TAG_METADATA
+from lpr_gateway.access.subjects import subject_cache_listener
 from lpr_gateway.cameras.router import (
     cameras_router,
     checks_router,
@@ -118,7 +119,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings or Settings(),
         peers=["audit"],
         routers=[*routers, internal_router, catch_all_router()],
-        lifespan_hooks=[identity_keys, upstream_clients, policy_engine, outbox_flusher],
+        lifespan_hooks=[
+            identity_keys,
+            upstream_clients,
+            policy_engine,
+            subject_cache_listener,
+            outbox_flusher,
+        ],
         openapi_tags=OPENAPI_TAGS,
     )
 

@@ -37,6 +37,9 @@ class Settings(LprSettings):
     # How often each replica re-reads the runtime policy rows when no NOTIFY arrives.
     gateway_policy_poll_s: float = 5.0
     gateway_outbox_flush_s: float = 2.0
+    # How long a caller's policy subject (user, training, approvals, MOU) is reused. Any
+    # write to those rows empties the cache at once (NOTIFY); 0 turns the cache off.
+    gateway_subject_cache_s: float = 5.0
     # Read timeout towards the services; event streams have none.
     gateway_upstream_timeout_s: float = 30.0
     # Partner (MOU API) rate limit per client: requests a minute and burst; 429 beyond.

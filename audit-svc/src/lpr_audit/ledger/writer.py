@@ -5,6 +5,12 @@ Requests put their encoded records on a queue and wait. One task takes everythin
 reads the tail, links the records after it and COPYs them in; then it answers every
 waiting request with its seq range. One writer per process means concurrent requests
 cannot fork the chain; the advisory lock means several replicas cannot either.
+
+Latency matters as much as throughput: every gateway request waits for its event. The
+writer commits as soon as it has something (it never waits to fill a batch; batches
+form only from what queued during the previous commit), and it keeps one connection
+for itself, so an append costs four round trips: BEGIN with the lock, the tail, the
+COPY and the COMMIT (which returns once the records are durable).
 """
 
 from __future__ import annotations
@@ -60,18 +66,53 @@ async def write_batch(
     await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": spec.lock_key})
     head = await read_head(connection, spec)
     linked, _ = link_encoded(head, (record.canonical for record in records))
-    rows = [
-        (link.seq, link.prev_hash, link.hash, record.canonical.decode("utf-8"), *record.columns)
-        for link, record in zip(linked, records, strict=True)
-    ]
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection
     await driver.copy_records_to_table(
         spec.table,
         schema_name=SCHEMA,
         columns=["seq", "prev_hash", "hash", "fields", *spec.columns],
-        records=rows,
+        records=_rows(linked, records),
     )
+    return linked
+
+
+def _rows(linked: Sequence[LinkedHash], records: Sequence[PendingRecord]) -> list[tuple[Any, ...]]:
+    return [
+        (link.seq, link.prev_hash, link.hash, record.canonical.decode("utf-8"), *record.columns)
+        for link, record in zip(linked, records, strict=True)
+    ]
+
+
+async def append_locked(
+    driver: Any, spec: ChainSpec, records: Sequence[PendingRecord]
+) -> list[LinkedHash]:
+    """Append ``records`` in a transaction of their own on an asyncpg connection.
+
+    The transaction starts with the chain's advisory lock in the same round trip; the
+    tail is read after the lock is held (its own statement, so its own snapshot), so no
+    other writer can have appended unseen. Rolled back on any failure.
+    """
+    lock_key = int(spec.lock_key)
+    await driver.execute(f"BEGIN; SELECT pg_advisory_xact_lock({lock_key})")
+    try:
+        row = await driver.fetchrow(
+            f"SELECT seq, hash FROM {spec.qualified_table} ORDER BY seq DESC LIMIT 1"
+        )
+        head = GENESIS_HEAD if row is None else ChainHead(int(row[0]), str(row[1]))
+        linked, _ = link_encoded(head, (record.canonical for record in records))
+        await driver.copy_records_to_table(
+            spec.table,
+            schema_name=SCHEMA,
+            columns=["seq", "prev_hash", "hash", "fields", *spec.columns],
+            records=_rows(linked, records),
+        )
+        await driver.execute("COMMIT")
+    except BaseException:
+        if not driver.is_closed() and driver.is_in_transaction():
+            with contextlib.suppress(Exception):
+                await driver.execute("ROLLBACK")
+        raise
     return linked
 
 
@@ -95,6 +136,7 @@ class ChainWriter:
         self._on_appended = on_appended
         self._queue: asyncio.Queue[_Waiting] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._connection: AsyncConnection | None = None
 
     def start(self) -> None:
         """Start the writer task."""
@@ -112,6 +154,7 @@ class ChainWriter:
             _, future = self._queue.get_nowait()
             if not future.done():
                 future.set_exception(ServiceUnavailable("audit log is shutting down"))
+        await self._release(invalidate=False)
 
     async def append(self, records: Sequence[PendingRecord]) -> AppendResult:
         """Append ``records`` (contiguously, in order); return once they are committed.
@@ -158,10 +201,37 @@ class ChainWriter:
         if self._on_appended is not None:
             self._on_appended(self.spec, sum(result.count for result in results))
 
+    async def _driver(self) -> Any:
+        """The writer's own asyncpg connection, reconnected when the server dropped it."""
+        connection = self._connection
+        if connection is not None:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            if driver is not None and not driver.is_closed():
+                return driver
+            await self._release(invalidate=True)
+        self._connection = connection = await self._engine.connect()
+        raw = await connection.get_raw_connection()
+        return raw.driver_connection
+
+    async def _release(self, *, invalidate: bool) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        with contextlib.suppress(Exception):
+            if invalidate:
+                # Never hand a connection in an unknown state back to the pool.
+                await connection.invalidate()
+            await connection.close()
+
     async def _commit(self, groups: list[Sequence[PendingRecord]]) -> list[AppendResult]:
         flat = [record for group in groups for record in group]
-        async with self._engine.connect() as connection, connection.begin():
-            linked = await write_batch(connection, self.spec, flat)
+        driver = await self._driver()
+        try:
+            linked = await append_locked(driver, self.spec, flat)
+        except BaseException:
+            await self._release(invalidate=True)
+            raise
         results: list[AppendResult] = []
         position = 0
         for group in groups:

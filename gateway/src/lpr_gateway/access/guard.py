@@ -29,6 +29,7 @@ from lpr_gateway.access.identify import (
 )
 from lpr_gateway.access.rate_limit import limiter_of
 from lpr_gateway.access.routes import RouteRule, rule_for
+from lpr_gateway.access.subjects import subject_cache
 from lpr_gateway.errors import Denied
 from lpr_gateway.settings import Settings
 from lpr_policy import AccessContext, Decision, PolicyEngine, Subject, SubjectKind
@@ -258,13 +259,22 @@ async def guard(request: Request, response: Response, session: SessionDep) -> Ca
             rule.resource.value,
             rule.action.value if rule.action else None,
         )
+    # Forwarded operations (searches, reads, alerts) reuse a caller's subject for a few
+    # seconds; the gateway's own routes administer those records and always read them.
+    cache = subject_cache(app)
+    if cache is not None and not rule.forwarded and rule.mutating:
+        # This replica may be about to change those records: forget them now (the
+        # trigger's NOTIFY empties every replica's cache again once the change commits).
+        cache.clear()
+    cache = cache if rule.forwarded else None
+    generation = cache.generation if cache is not None else 0
     try:
         body = (
             await _read_body(request, settings.gateway_max_body_bytes)
             if request.method in {"POST", "PUT", "PATCH", "DELETE"}
             else b""
         )
-        principal = await authenticate(request, session, body, settings)
+        principal = await authenticate(request, session, body, settings, cache=cache)
     except (PayloadTooLarge, Unauthenticated) as error:
         raise await _deny(app, event, error, rule=error.slug, durable=durable)
     _describe(event, principal)
@@ -276,6 +286,16 @@ async def guard(request: Request, response: Response, session: SessionDep) -> Ca
     assert rule.resource is not None
     assert rule.action is not None
     subject = await build_subject(session, principal, settings, request.state.now)
+    if (
+        cache is not None
+        and principal.cached_subject is None
+        and principal.kind in {SubjectKind.USER, SubjectKind.PARTNER}
+    ):
+        # Out of the session, loaded as they are: its rollback on a refusal would expire them.
+        for record in (principal.user, principal.partner, principal.mou):
+            if record is not None and record in session:
+                session.expunge(record)
+        cache.put(principal.kind.value, principal.id, principal, subject, generation)
     payload = _json_body(request, body)
     access = access_context(request, rule, payload, settings)
     engine: PolicyEngine = app.state.policy
