@@ -1,4 +1,4 @@
-"""Dependencies shared by the audit service's routers, and the role re-check."""
+"""Dependencies shared by the audit service's routers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from lpr_audit.ledger.service import Ledger
 from lpr_audit.settings import Settings
 from lpr_common.audit_client import AuditEvent
 from lpr_common.context import RequestContext
-from lpr_common.errors import PolicyDenied
 
 
 def get_ledger(request: Request) -> Ledger:
@@ -34,19 +33,6 @@ REPORT_READERS = frozenset({"auditor", "administrator", "records"})
 ADMINISTRATORS = frozenset({"administrator"})
 
 
-def require_role(context: RequestContext, allowed: frozenset[str], what: str) -> None:
-    """Refuse unless the caller is a user holding one of ``allowed`` (defence in depth).
-
-    Raises:
-        PolicyDenied: the signed context carries none of the roles.
-    """
-    if context.subject_kind != "user" or not allowed.intersection(context.roles):
-        raise PolicyDenied(
-            f"{what} is open to the roles {', '.join(sorted(allowed))} only",
-            rule="audit-svc:role-recheck",
-        )
-
-
 async def record_access(
     ledger: Ledger,
     context: RequestContext,
@@ -63,24 +49,14 @@ async def record_access(
     """
     await ledger.append_events(
         [
-            AuditEvent(
+            AuditEvent.for_context(
+                context,
                 component="audit",
                 event_type="audit.access",
-                outcome="success",
-                subject_kind=context.subject_kind,
-                subject_id=context.subject_id,
-                subject_name=context.subject_name,
-                agency=context.agency,
-                roles=list(context.roles),
-                purpose=context.purpose,
-                case_number=context.case_number,
                 resource=resource,
                 action=action,
-                method=context.method,
-                path=context.path,
                 query={key: value for key, value in query.items() if value is not None},
                 result_count=result_count,
-                request_id=str(context.request_id),
             )
         ]
     )

@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 import httpx
 from pydantic import BaseModel, Field
 
+from lpr_common.context import RequestContext
 from lpr_common.errors import ServiceUnavailable
 
 Outcome = Literal["allowed", "denied", "success", "failure", "error"]
@@ -52,6 +53,33 @@ class AuditEvent(BaseModel):
     request_id: str | None = None
     client_address: str | None = None
     details: dict[str, Any] | None = None
+
+    @classmethod
+    def for_context(
+        cls,
+        context: RequestContext,
+        *,
+        component: str,
+        event_type: str,
+        outcome: Outcome = "success",
+        **fields: Any,
+    ) -> AuditEvent:
+        """An event for something the caller of ``context`` did: who, why, which request."""
+        values: dict[str, Any] = {
+            "subject_kind": context.subject_kind,
+            "subject_id": context.subject_id,
+            "subject_name": context.subject_name,
+            "agency": context.agency,
+            "roles": list(context.roles),
+            "purpose": context.purpose,
+            "case_number": context.case_number,
+            "method": context.method,
+            "path": context.path,
+            "mou_id": context.mou_id,
+            "request_id": str(context.request_id),
+        }
+        values.update(fields)
+        return cls(component=component, event_type=event_type, outcome=outcome, **values)
 
 
 class DisseminationRecord(BaseModel):

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from fastapi import Depends, Request
 from pydantic import BaseModel, Field, ValidationError
 
-from lpr_common.errors import Unauthenticated
+from lpr_common.errors import PolicyDenied, Unauthenticated
 
 CONTEXT_HEADER = "X-LPR-Context"
 CONTEXT_KEY_NAME = "context_ed25519"
@@ -161,3 +161,16 @@ async def internal_context(request: Request) -> RequestContext:
 
 
 InternalContextDep = Annotated[RequestContext, Depends(internal_context)]
+
+
+def require_roles(context: RequestContext, allowed: frozenset[str], what: str) -> None:
+    """Re-check the gateway's decision on the signed roles (defence in depth).
+
+    Raises:
+        PolicyDenied: the caller is not a user holding one of ``allowed``.
+    """
+    if context.subject_kind != "user" or not allowed.intersection(context.roles):
+        raise PolicyDenied(
+            f"{what} is open to the roles {', '.join(sorted(allowed))} only",
+            rule="role-required",
+        )

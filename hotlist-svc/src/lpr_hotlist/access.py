@@ -35,26 +35,16 @@ def audit_event(
     result_count: int | None = None,
 ) -> AuditEvent:
     """An audit event for something the caller did here."""
-    return AuditEvent(
+    return AuditEvent.for_context(
+        context,
         component=COMPONENT,
         event_type=event_type,
         outcome=outcome,
-        subject_kind=context.subject_kind,
-        subject_id=context.subject_id,
-        subject_name=context.subject_name,
-        agency=context.agency,
-        roles=list(context.roles),
-        purpose=context.purpose,
-        case_number=context.case_number,
         resource=resource,
         action=action,
-        method=context.method,
-        path=context.path,
         plate=plate,
         result_count=result_count,
         clause=clause,
-        mou_id=context.mou_id,
-        request_id=str(context.request_id),
         details=details,
     )
 

@@ -19,10 +19,10 @@ from lpr_audit.access_log.schemas import (
     EventBatch,
     MisuseReport,
 )
-from lpr_audit.deps import AUDITORS, LedgerDep, SettingsDep, record_access, require_role
+from lpr_audit.deps import AUDITORS, LedgerDep, SettingsDep, record_access
 from lpr_audit.ledger import repository
 from lpr_audit.ledger.chains import ACCESS, CHAINS
-from lpr_common.context import ContextDep, InternalContextDep
+from lpr_common.context import ContextDep, InternalContextDep, require_roles
 from lpr_common.db import SessionDep
 from lpr_common.errors import InvalidInput, NotFound
 from lpr_common.plates import normalize_plate
@@ -75,7 +75,7 @@ async def query_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EntryPage:
     """Query the access log by time, user, agency, purpose, case, plate, type and outcome."""
-    require_role(context, AUDITORS, "the access log")
+    require_roles(context, AUDITORS, "the access log")
     filters = {
         "subject_id": user,
         "agency": agency,
@@ -133,7 +133,7 @@ async def export_events(
     end: Annotated[datetime | None, Query(alias="to")] = None,
 ) -> Response:
     """Export a range of the access log as a bundle that verifies offline."""
-    require_role(context, AUDITORS, "the access log")
+    require_roles(context, AUDITORS, "the access log")
     first, last = await resolve_range(
         session, ACCESS, from_seq=from_seq, to_seq=to_seq, start=start, end=end
     )
@@ -161,7 +161,7 @@ async def create_checkpoint(
     context: ContextDep, ledger: LedgerDep, body: CheckpointRequest | None = None
 ) -> CheckpointPublic:
     """Sign a checkpoint of a chain's current tail now."""
-    require_role(context, AUDITORS, "checkpoints")
+    require_roles(context, AUDITORS, "checkpoints")
     spec = CHAINS[(body or CheckpointRequest()).chain]
     checkpoint = await ledger.checkpoint(spec)
     if checkpoint is None:
@@ -193,7 +193,7 @@ async def verify_log(
     to_seq: Annotated[int | None, Query(ge=1)] = None,
 ) -> dict[str, object]:
     """Verify a chain (or a range) and its checkpoint signatures as stored now."""
-    require_role(context, AUDITORS, "chain verification")
+    require_roles(context, AUDITORS, "chain verification")
     verified = await repository.verify_stored(
         session, CHAINS[chain], ledger.public_keys, first=from_seq, last=to_seq
     )
@@ -218,7 +218,7 @@ async def misuse_report(
     end: Annotated[datetime | None, Query(alias="to")] = None,
 ) -> MisuseReport:
     """Flag users whose searches are unusual; each flag states the rule it breaks."""
-    require_role(context, AUDITORS, "the misuse report")
+    require_roles(context, AUDITORS, "the misuse report")
     period_end = end or datetime.now(UTC)
     period_start = start or period_end - timedelta(days=30)
     if period_end <= period_start:

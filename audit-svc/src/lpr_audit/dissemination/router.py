@@ -15,9 +15,9 @@ from lpr_audit.access_log.schemas import (
     DisseminationBatch,
     EntryPage,
 )
-from lpr_audit.deps import LOG_READERS, LedgerDep, SettingsDep, record_access, require_role
+from lpr_audit.deps import LOG_READERS, LedgerDep, SettingsDep, record_access
 from lpr_audit.ledger.chains import DISSEMINATION
-from lpr_common.context import ContextDep, InternalContextDep
+from lpr_common.context import ContextDep, InternalContextDep, require_roles
 from lpr_common.db import SessionDep
 from lpr_common.errors import InvalidInput
 
@@ -56,7 +56,7 @@ async def query_disseminations(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EntryPage:
     """Query the dissemination log by time, recipient, releaser, MOU, purpose and case."""
-    require_role(context, LOG_READERS, "the dissemination log")
+    require_roles(context, LOG_READERS, "the dissemination log")
     filters = {
         "recipient_agency": recipient_agency,
         "released_by": released_by,
@@ -113,7 +113,7 @@ async def export_disseminations(
     end: Annotated[datetime | None, Query(alias="to")] = None,
 ) -> Response:
     """Export a range of the dissemination log as a bundle that verifies offline."""
-    require_role(context, LOG_READERS, "the dissemination log")
+    require_roles(context, LOG_READERS, "the dissemination log")
     first, last = await resolve_range(
         session, DISSEMINATION, from_seq=from_seq, to_seq=to_seq, start=start, end=end
     )

@@ -8,10 +8,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from lpr_audit.deps import REPORT_READERS, LedgerDep, SettingsDep, record_access, require_role
+from lpr_audit.deps import REPORT_READERS, LedgerDep, SettingsDep, record_access
 from lpr_audit.reports.html import render
 from lpr_audit.reports.transparency import TransparencyReport, build_report
-from lpr_common.context import ContextDep
+from lpr_common.context import ContextDep, require_roles
 from lpr_common.db import SessionDep
 from lpr_common.errors import InvalidInput
 
@@ -33,7 +33,7 @@ async def transparency_report(
     format: Literal["json", "html"] = "json",
 ) -> JSONResponse | HTMLResponse:
     """Report aggregate counts for a period (no plates), as JSON or an HTML page."""
-    require_role(context, REPORT_READERS, "the transparency report")
+    require_roles(context, REPORT_READERS, "the transparency report")
     period_end = end or datetime.now(UTC)
     period_start = start or period_end - timedelta(days=365)
     if period_end <= period_start:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from lpr_audit.access_log.schemas import AppendAnswer
-from lpr_audit.deps import ADMINISTRATORS, LOG_READERS, LedgerDep, require_role
+from lpr_audit.deps import ADMINISTRATORS, LOG_READERS, LedgerDep
 from lpr_audit.retention import service
 from lpr_audit.retention.schemas import (
     ReceiptBatch,
     RetentionSettingsPublic,
     RetentionSettingsUpdate,
 )
-from lpr_common.context import ContextDep, InternalContextDep
+from lpr_common.context import ContextDep, InternalContextDep, require_roles
 from lpr_common.db import SessionDep
 
 internal_router = APIRouter(prefix="/internal/v1", tags=["internal"])
@@ -43,7 +43,7 @@ async def get_retention_settings(
     context: ContextDep, session: SessionDep
 ) -> RetentionSettingsPublic:
     """Return the retention period in force for every class."""
-    require_role(context, LOG_READERS, "retention settings")
+    require_roles(context, LOG_READERS, "retention settings")
     return await service.current_settings(session)
 
 
@@ -52,7 +52,7 @@ async def put_retention_settings(
     update: RetentionSettingsUpdate, context: ContextDep, session: SessionDep, ledger: LedgerDep
 ) -> RetentionSettingsPublic:
     """Change retention periods, with a reason; the change is audited."""
-    require_role(context, ADMINISTRATORS, "changing retention settings")
+    require_roles(context, ADMINISTRATORS, "changing retention settings")
     return await service.change_settings(
         session=session,
         ledger=ledger,

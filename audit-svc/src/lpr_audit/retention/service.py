@@ -115,19 +115,13 @@ async def change_settings(
     # is rolled back with the request (fail closed).
     await ledger.append_events(
         [
-            AuditEvent(
+            AuditEvent.for_context(
+                context,
                 component="audit",
                 event_type="retention.settings_changed",
-                outcome="success",
-                subject_kind=context.subject_kind,
-                subject_id=context.subject_id,
-                subject_name=context.subject_name,
-                agency=context.agency,
-                roles=list(context.roles),
                 resource="retention",
                 action="manage",
                 reason=reason,
-                request_id=str(context.request_id),
                 details={"periods": {k.value: v for k, v in periods.items()}},
             )
         ]

@@ -18,13 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from lpr_common.audit_client import AuditClient, AuditEvent
-from lpr_common.context import RequestContext
+from lpr_common.context import RequestContext, require_roles
 from lpr_common.errors import (
     Conflict,
     FieldError,
     InvalidInput,
     NotFound,
-    PolicyDenied,
     ServiceUnavailable,
 )
 from lpr_common.plates import InvalidPlate, normalize_plate
@@ -37,18 +36,6 @@ from lpr_recognition.settings import SCHEMA
 HOLD_PLACERS = frozenset({"records"})
 HOLD_RELEASERS = frozenset({"administrator"})
 HOLD_READERS = frozenset({"administrator", "auditor", "records"})
-
-
-def require_role(context: RequestContext, roles: frozenset[str], what: str) -> None:
-    """Re-check the gateway's decision on the signed roles (defence in depth).
-
-    Raises:
-        PolicyDenied: the caller holds none of ``roles``.
-    """
-    if context.subject_kind != "user" or not roles.intersection(context.roles):
-        raise PolicyDenied(
-            f"{what} needs the role {' or '.join(sorted(roles))}", rule="role-required"
-        )
 
 
 def _reason_problem(reason: str | None) -> str | None:
@@ -135,18 +122,11 @@ async def _record(audit: AuditClient | None, event: AuditEvent) -> None:
 
 
 def _event(context: RequestContext, event_type: str, **fields: Any) -> AuditEvent:
-    return AuditEvent(
+    return AuditEvent.for_context(
+        context,
         component="recognition",
         event_type=event_type,
-        outcome="success",
-        subject_kind=context.subject_kind,
-        subject_id=context.subject_id,
-        subject_name=context.subject_name,
-        agency=context.agency,
-        roles=list(context.roles),
-        purpose=context.purpose,
         resource="legal_holds",
-        request_id=str(context.request_id),
         clause="B.1.b",
         **fields,
     )
@@ -187,7 +167,7 @@ async def place(
     body: LegalHoldCreate,
 ) -> LegalHoldPublic:
     """Place a hold for a case; refuses, naming each bad field, with nothing stored."""
-    require_role(context, HOLD_PLACERS, "placing a legal hold")
+    require_roles(context, HOLD_PLACERS, "placing a legal hold")
     errors: list[FieldError] = []
     case_number = (body.case_number or "").strip()
     if not case_number:
@@ -266,7 +246,7 @@ async def release(
     reason: str | None,
 ) -> LegalHoldPublic:
     """Release a hold: an administrator, with a documented reason; audited."""
-    require_role(context, HOLD_RELEASERS, "releasing a legal hold")
+    require_roles(context, HOLD_RELEASERS, "releasing a legal hold")
     problem = _reason_problem(reason)
     if problem:
         raise InvalidInput.field("reason", problem)
@@ -300,7 +280,7 @@ async def release(
 
 async def get(*, session: AsyncSession, context: RequestContext, hold_id: UUID) -> LegalHoldPublic:
     """One hold of the caller's agency."""
-    require_role(context, HOLD_READERS, "legal holds")
+    require_roles(context, HOLD_READERS, "legal holds")
     return await _public(session, await _get(session, hold_id, context.agency))
 
 
@@ -313,7 +293,7 @@ async def list_holds(
     limit: int,
 ) -> list[LegalHoldPublic]:
     """Holds of the caller's agency, newest first."""
-    require_role(context, HOLD_READERS, "legal holds")
+    require_roles(context, HOLD_READERS, "legal holds")
     statement = select(LegalHold).where(col(LegalHold.agency) == context.agency)
     if status == "active":
         statement = statement.where(col(LegalHold.released_at).is_(None))

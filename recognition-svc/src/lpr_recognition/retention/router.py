@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from lpr_common.audit_client import AuditClient
-from lpr_common.context import ContextDep
+from lpr_common.context import ContextDep, require_roles
 from lpr_common.db import SessionDep
 from lpr_common.errors import NotFound, ServiceUnavailable
 from lpr_recognition.retention import holds
@@ -106,7 +106,7 @@ async def run_retention(
     request: Request, context: ContextDep, session: SessionDep
 ) -> RetentionRunPublic:
     """Run the retention purge now and return its receipts."""
-    holds.require_role(context, RUN_TRIGGERS, "running retention")
+    require_roles(context, RUN_TRIGGERS, "running retention")
     job: RetentionJob | None = getattr(request.app.state, "retention", None)
     if job is None:
         raise ServiceUnavailable("retention job not configured")
@@ -128,7 +128,7 @@ async def list_retention_runs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> RetentionRunList:
     """List recent retention runs and their receipts, newest first."""
-    holds.require_role(context, RUN_READERS, "retention runs")
+    require_roles(context, RUN_READERS, "retention runs")
     rows = await session.execute(
         select(RetentionRun).order_by(col(RetentionRun.started_at).desc()).limit(limit)
     )
@@ -140,7 +140,7 @@ async def get_retention_run(
     run_id: UUID, context: ContextDep, session: SessionDep
 ) -> RetentionRunPublic:
     """Show one retention run and its receipts."""
-    holds.require_role(context, RUN_READERS, "retention runs")
+    require_roles(context, RUN_READERS, "retention runs")
     run = await session.get(RetentionRun, run_id)
     if run is None:
         raise NotFound(f"no retention run {run_id}")
