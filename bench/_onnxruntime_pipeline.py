@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from lpr_recognition.inference.pipeline import PLATE_DETECTOR, TEXT_RECOGNIZER
+from lpr_recognition.inference.pipeline import PLATE_DETECTOR
 from lpr_recognition.inference.text_recognizer import plate_alphabet
 from lpr_recognition.triton.repository import FP32_COPY
 
@@ -77,7 +77,7 @@ class OnnxRuntimeRunner:
             results = [np.asarray(r).astype(np.float16) for r in results]
         return dict(zip(outputs, results, strict=True))
 
-    def alphabet(self) -> dict[int, str]:
-        """Plate characters of the text recognizer's dictionary (from its ONNX metadata)."""
-        metadata = self.sessions[TEXT_RECOGNIZER].get_modelmeta().custom_metadata_map
+    def alphabet(self, recognizer: str) -> dict[int, str]:
+        """Plate characters of a text recognizer's dictionary (from its ONNX metadata)."""
+        metadata = self.sessions[recognizer].get_modelmeta().custom_metadata_map
         return plate_alphabet(metadata["character"].splitlines())

@@ -7,7 +7,14 @@ onnxruntime in this process as a baseline, and prints per set: detection recall,
 top-1 exact accuracy, accuracy within one character, images/s, p50/p95 latency, and
 the ratio of Triton's time to the baseline's. The last line is one JSON object.
 
+It also prints the cost per image on one core next to open-source OpenALPR's 358 ms
+median on one core, two ways: ``cpu_ms_per_image`` is the CPU time this process and a
+Triton server it started (with its Python backend stubs) spent per image, which other
+load on the machine does not inflate; ``ms_per_image_per_core`` is wall time per image
+times the machine's cores, an upper bound that does.
+
 Usage: uv run python bench/recognition.py [--data DIR] [--limit N] [--concurrency C]
+       [--recognizer plate_rec|ppocr_rec] [--split build/train-ocr/split.json --part validation]
 """
 
 from __future__ import annotations
@@ -25,18 +32,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._onnxruntime_pipeline import OnnxRuntimeRunner
 from lpr_recognition.inference.errors import RecognitionUnavailable
 from lpr_recognition.inference.pipeline import (
+    PLATE_RECOGNIZER,
+    TEXT_RECOGNIZER,
+    PipelineSettings,
     PlatePipeline,
     PlateResult,
+    pipeline_models,
 )
 from lpr_recognition.inference.plate_detector import box_iou
 from lpr_recognition.inference.plate_text import normalize_plate
-from lpr_recognition.inference.triton_client import MODELS, TritonRecognizer
+from lpr_recognition.inference.triton_client import TritonRecognizer
 from lpr_recognition.triton.repository import MODEL_REPOSITORY, assemble_model_repository
 from lpr_recognition.triton.server import TritonPorts, TritonServer
 
@@ -45,6 +57,9 @@ DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "plates"
 SETS = ("us", "eu", "br")
 # A detection finds the plate when it overlaps the ground-truth box this much.
 DETECTION_IOU = 0.5
+# Open-source OpenALPR, measured on the US set on one core (shared/data/plates/README.md).
+OPENALPR_MS_PER_IMAGE_ONE_CORE = 358.0
+CORES = os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,12 @@ class SetResult:
     images_per_s: float
     p50_ms: float
     p95_ms: float
+    cpu_ms_per_image: float
+
+    @property
+    def ms_per_image_per_core(self) -> float:
+        """Wall time per image times the machine's cores: CPU cost if every core was busy."""
+        return 1000.0 * CORES / self.images_per_s
 
     def as_dict(self) -> dict[str, float | int]:
         """Rounded figures for the JSON line."""
@@ -79,15 +100,25 @@ class SetResult:
             "images_per_s": round(self.images_per_s, 2),
             "p50_ms": round(self.p50_ms, 1),
             "p95_ms": round(self.p95_ms, 1),
+            "ms_per_image_per_core": round(self.ms_per_image_per_core, 1),
+            "cpu_ms_per_image": round(self.cpu_ms_per_image, 1),
         }
 
 
-def load_set(directory: Path, limit: int | None) -> list[Sample]:
-    """Read ``NAME.txt`` ground truth files (file, x, y, w, h, plate) and their images."""
+def load_set(
+    directory: Path, limit: int | None, only: frozenset[str] | None = None
+) -> list[Sample]:
+    """Read ``NAME.txt`` ground truth files (file, x, y, w, h, plate) and their images.
+
+    Args:
+        directory: One set's folder.
+        limit: Read only the first N images.
+        only: Image file names to keep (a split of the training pipeline), or all.
+    """
     samples: list[Sample] = []
     for truth in sorted(directory.glob("*.txt"))[:limit]:
         fields = truth.read_text().strip().split("\t")
-        if len(fields) < 6:
+        if len(fields) < 6 or (only is not None and fields[0] not in only):
             continue
         image = directory / fields[0]
         x, y, w, h = (int(v) for v in fields[1:5])
@@ -123,6 +154,20 @@ def detected(sample: Sample, plates: Sequence[PlateResult]) -> bool:
     return bool(box_iou(truth, boxes).max() >= DETECTION_IOU)
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and every process it started."""
+    me = psutil.Process()
+    times = me.cpu_times()
+    total = float(times.user + times.system)
+    for child in me.children(recursive=True):
+        try:
+            child_times = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += child_times.user + child_times.system
+    return total
+
+
 async def run_set(
     pipeline: PlatePipeline, samples: Sequence[Sample], region: str, concurrency: int
 ) -> tuple[SetResult, list[tuple[str, str, str]]]:
@@ -138,9 +183,9 @@ async def run_set(
             return plates
 
     await pipeline.recognize(samples[0].image, region)  # warm-up, not timed
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu_seconds()
     results = await asyncio.gather(*(one(sample) for sample in samples))
-    elapsed = time.perf_counter() - start
+    elapsed, cpu_used = time.perf_counter() - start, cpu_seconds() - cpu_start
     found = exact = close = 0
     misses: list[tuple[str, str, str]] = []
     for sample, plates in zip(samples, results, strict=True):
@@ -161,14 +206,15 @@ async def run_set(
             images_per_s=n / elapsed,
             p50_ms=statistics.median(latencies_ms),
             p95_ms=latencies_ms[min(n - 1, round(0.95 * (n - 1)))],
+            cpu_ms_per_image=1000 * cpu_used / n,
         ),
         misses,
     )
 
 
-async def triton_answers(url: str) -> bool:
+async def triton_answers(url: str, settings: PipelineSettings) -> bool:
     """Whether a Triton server with the pipeline's models is ready at ``url``."""
-    async with TritonRecognizer(url, timeout_s=2.0) as recognizer:
+    async with TritonRecognizer(url, timeout_s=2.0, settings=settings) as recognizer:
         return await recognizer.is_ready()
 
 
@@ -177,7 +223,11 @@ def print_row(label: str, result: SetResult) -> None:
     print(
         f"{label:<16} n={result.n:<4} recall={result.detect_recall:6.1%} top1={result.top1:6.1%}"
         f" within1={result.within1:6.1%} {result.images_per_s:5.2f} img/s"
-        f" p50={result.p50_ms:6.0f} ms p95={result.p95_ms:6.0f} ms",
+        f" p50={result.p50_ms:6.0f} ms p95={result.p95_ms:6.0f} ms"
+        f" cpu={result.cpu_ms_per_image:4.0f} ms/image"
+        f" ({OPENALPR_MS_PER_IMAGE_ONE_CORE / result.cpu_ms_per_image:.1f}x OpenALPR's"
+        f" {OPENALPR_MS_PER_IMAGE_ONE_CORE:.0f} ms on one core;"
+        f" wall x cores {result.ms_per_image_per_core:.0f} ms)",
         flush=True,
     )
 
@@ -185,7 +235,13 @@ def print_row(label: str, result: SetResult) -> None:
 async def benchmark(args: argparse.Namespace) -> dict[str, object]:
     """Run both pipelines on every set and return the JSON summary."""
     data = Path(args.data)
-    sets = {name: load_set(data / name, args.limit) for name in SETS if (data / name).is_dir()}
+    only: frozenset[str] | None = None
+    if args.split:
+        only = frozenset(json.loads(Path(args.split).read_text())[args.part])
+    settings = PipelineSettings(text_recognizer=args.recognizer)
+    sets = {
+        name: load_set(data / name, args.limit, only) for name in SETS if (data / name).is_dir()
+    }
     sets = {name: samples for name, samples in sets.items() if samples}
     if not sets:
         raise SystemExit(f"no images with ground truth under {data}/{{{','.join(SETS)}}}")
@@ -193,7 +249,7 @@ async def benchmark(args: argparse.Namespace) -> dict[str, object]:
     server: TritonServer | None = None
     work_dir = tempfile.TemporaryDirectory(prefix="lpr-bench-triton-")
     started = time.perf_counter()
-    if not await triton_answers(url):
+    if not await triton_answers(url, settings):
         print(
             f"no Triton at {url}; starting the CPU server from the nvidia-pytriton wheel",
             flush=True,
@@ -211,7 +267,7 @@ async def benchmark(args: argparse.Namespace) -> dict[str, object]:
     triton_seconds = baseline_seconds = 0.0
     try:
         async with TritonRecognizer(
-            url, timeout_s=60.0, max_concurrency=args.concurrency
+            url, timeout_s=60.0, max_concurrency=args.concurrency, settings=settings
         ) as recognizer:
             await recognizer.wait_ready(30)
             triton_pipeline = await recognizer._get_pipeline()
@@ -229,13 +285,17 @@ async def benchmark(args: argparse.Namespace) -> dict[str, object]:
         if server is not None:
             server.stop()
         work_dir.cleanup()
-    runner = OnnxRuntimeRunner(MODEL_REPOSITORY, MODELS, threads=1, float32_detector=True)
-    baseline = PlatePipeline(runner, runner.alphabet())
+    models = pipeline_models(settings)
+    runner = OnnxRuntimeRunner(MODEL_REPOSITORY, models, threads=1, float32_detector=True)
+    baseline = PlatePipeline(runner, runner.alphabet(settings.text_recognizer), settings)
     for name, samples in sets.items():
         result, _ = await run_set(baseline, samples, name, args.concurrency)
         print_row(f"{name} onnxruntime", result)
         baseline_seconds += result.n / result.images_per_s
     summary["triton_overhead_ratio"] = round(triton_seconds / baseline_seconds, 3)
+    summary["recognizer"] = settings.text_recognizer
+    summary["cores"] = CORES
+    summary["openalpr_ms_per_image_one_core"] = OPENALPR_MS_PER_IMAGE_ONE_CORE
     print(
         f"Triton overhead ratio (time per image, Triton / in-process): "
         f"{summary['triton_overhead_ratio']}; whole run {time.perf_counter() - started:.0f} s",
@@ -251,6 +311,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N images of each set")
     parser.add_argument("--concurrency", type=int, default=2, help="images in flight")
     parser.add_argument("--show-misses", action="store_true", help="list wrong reads")
+    parser.add_argument(
+        "--recognizer",
+        choices=(PLATE_RECOGNIZER, TEXT_RECOGNIZER),
+        default=PipelineSettings().text_recognizer,
+        help="plate_rec: the fine-tuned plate recognizer; ppocr_rec: stock PP-OCR pair",
+    )
+    parser.add_argument("--split", help="split.json of the training pipeline: score one part")
+    parser.add_argument("--part", default="validation", help="part of --split to score")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(benchmark(args))), flush=True)
 

@@ -1,4 +1,9 @@
-"""The recognition pipeline: plate detector, then text detector and recognizer per plate.
+"""The recognition pipeline: plate detector, then a text recognizer per plate.
+
+Two recognizers can read the plates, chosen by ``PipelineSettings.text_recognizer``:
+the fine-tuned plate recognizer ``plate_rec`` (default), which reads several views of
+the whole crop in one batch and votes; or the stock PP-OCR pair ``ppocr_det`` +
+``ppocr_rec``, which finds text lines on the crop first.
 
 The pipeline only prepares tensors and interprets results; a ``ModelRunner`` executes
 the models. In the service the runner is Triton; the benchmark also runs the same
@@ -9,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import cv2
@@ -22,6 +27,14 @@ from lpr_recognition.inference.plate_detector import (
     crop_plate,
     decode_detections,
     letterbox,
+)
+from lpr_recognition.inference.plate_reader import (
+    VOTE_PADDINGS,
+    decode_views,
+    merge_candidates,
+    plate_reader_input,
+    plate_views,
+    vote_reads,
 )
 from lpr_recognition.inference.plate_text import (
     TextLine,
@@ -44,6 +57,8 @@ TEXT_RECOGNIZER = "ppocr_rec"
 PLATE_DETECTOR_INPUT, PLATE_DETECTOR_OUTPUT = "images", "output0"
 TEXT_DETECTOR_INPUT, TEXT_DETECTOR_OUTPUT = "x", "sigmoid_0.tmp_0"
 TEXT_RECOGNIZER_INPUT, TEXT_RECOGNIZER_OUTPUT = "x", "softmax_11.tmp_0"
+PLATE_RECOGNIZER = "plate_rec"
+PLATE_RECOGNIZER_INPUT, PLATE_RECOGNIZER_OUTPUT = "x", "logits"
 # Name of the text recognizer's config parameter holding {output index: plate character}.
 ALPHABET_PARAMETER = "plate_characters"
 
@@ -67,6 +82,17 @@ class PipelineSettings:
     crop_padding: float = 0.2
     text_detector_min_side: int = 256
     max_plates: int = 10
+    text_recognizer: str = PLATE_RECOGNIZER
+    vote_paddings: tuple[float, ...] = VOTE_PADDINGS
+    max_candidates: int = 10
+
+
+def pipeline_models(settings: PipelineSettings | None = None) -> tuple[str, ...]:
+    """The Triton models a pipeline with ``settings`` calls."""
+    settings = settings or PipelineSettings()
+    if settings.text_recognizer == TEXT_RECOGNIZER:
+        return (PLATE_DETECTOR, TEXT_DETECTOR, TEXT_RECOGNIZER)
+    return (PLATE_DETECTOR, settings.text_recognizer)
 
 
 @dataclass(frozen=True)
@@ -79,7 +105,9 @@ class PlateResult:
         detection_confidence: The plate detector's score for the box.
         box: (x, y, width, height) of the plate in image pixels.
         region: The region whose plate rules were applied, if any.
-        candidates: Up to five (text, confidence) readings, best first.
+        candidates: Up to ``max_candidates`` (text, confidence) readings, best first,
+            for hot-list matching.
+        character_confidences: Probability of each character of ``text``.
     """
 
     text: str
@@ -88,6 +116,7 @@ class PlateResult:
     box: tuple[int, int, int, int]
     region: str | None = None
     candidates: list[tuple[str, float]] = field(default_factory=list)
+    character_confidences: tuple[float, ...] = ()
 
 
 def decode_image(image_bytes: bytes) -> npt.NDArray[np.uint8]:
@@ -183,11 +212,47 @@ class PlatePipeline:
             return DecodedText(text="", probabilities=(), alternatives=())
         return apply_region_rules(reads[chosen], region)
 
+    async def read_views(
+        self, image_bgr: npt.NDArray[np.uint8], detection: Detection, region: str | None
+    ) -> tuple[DecodedText, list[tuple[str, float]]]:
+        """Read a detected plate with the plate recognizer: views batched, then voted.
+
+        Returns:
+            The voted read after region rules, and the top candidates.
+        """
+        views = plate_views(image_bgr, detection, self._settings.vote_paddings)
+        outputs = await self._runner.infer(
+            self._settings.text_recognizer,
+            {PLATE_RECOGNIZER_INPUT: plate_reader_input(views)},
+            [PLATE_RECOGNIZER_OUTPUT],
+        )
+        voted = vote_reads(
+            decode_views(np.asarray(outputs[PLATE_RECOGNIZER_OUTPUT]), self._alphabet)
+        )
+        read = apply_region_rules(voted.read, region)
+        if not read.text:
+            return read, []
+        # Every other text the views read gets the rules that need no distributions.
+        ruled = [
+            (apply_region_rules(DecodedText(text, (), ()), region).text, score)
+            for text, score in voted.candidates
+        ]
+        merged = merge_candidates(
+            replace(voted, read=read, candidates=tuple(ruled)),
+            candidates(read, limit=self._settings.max_candidates),
+            self._settings.max_candidates,
+        )
+        return read, merged
+
     async def _read_plate(
         self, image_bgr: npt.NDArray[np.uint8], detection: Detection, region: str | None
     ) -> PlateResult:
-        crop, _ = crop_plate(image_bgr, detection, self._settings.crop_padding)
-        read = await self.read_crop(crop, region)
+        if self._settings.text_recognizer == TEXT_RECOGNIZER:
+            crop, _ = crop_plate(image_bgr, detection, self._settings.crop_padding)
+            read = await self.read_crop(crop, region)
+            plate_candidates = candidates(read)
+        else:
+            read, plate_candidates = await self.read_views(image_bgr, detection, region)
         return PlateResult(
             text=read.text,
             confidence=read.confidence,
@@ -199,5 +264,6 @@ class PlatePipeline:
                 round(detection.height),
             ),
             region=region,
-            candidates=candidates(read),
+            candidates=plate_candidates,
+            character_confidences=read.probabilities,
         )

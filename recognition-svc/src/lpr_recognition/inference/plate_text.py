@@ -8,7 +8,7 @@ merged into one line before reading, so the characters at the seam are read once
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import cv2
@@ -155,19 +155,56 @@ def constrain_layout(read: DecodedText, layout: Sequence[str]) -> DecodedText:
     )
 
 
-def apply_region_rules(read: DecodedText, region: str | None) -> DecodedText:
+def substitute_characters(read: DecodedText, mapping: Mapping[str, str]) -> DecodedText:
+    """Replace characters of a read (and of its runner-ups) that a region never issues."""
+    if not any(char in mapping for char in read.text):
+        return read
+    alternatives = tuple((mapping.get(alt, alt), p) for alt, p in read.alternatives)
+    text = "".join(mapping.get(char, char) for char in read.text)
+    return replace(read, text=text, alternatives=alternatives)
+
+
+# California's current series, the most common US layout: digit, three letters, three digits.
+_CALIFORNIA_LAYOUT = ("D", "L", "L", "L", "D", "D", "D")
+
+
+def _california_layout(read: DecodedText) -> DecodedText:
+    """Constrain a 7-character read that starts with a digit and ends with digits."""
+    text = read.text
+    if len(text) == 7 and text[0].isdigit() and text[4:].isdigit():
+        return constrain_layout(read, _CALIFORNIA_LAYOUT)
+    return read
+
+
+# Candidate US rules by name. Each was measured on the training validation split
+# (recognition-svc/training/measure_rules.py, results in training/MODEL_CARD.md);
+# only rules that never turned a correct read wrong are in US_RULES_APPLIED.
+US_RULES: dict[str, Callable[[DecodedText], DecodedText]] = {
+    "letter_o_as_digit_0": lambda read: substitute_characters(read, {"O": "0"}),
+    "letter_q_as_digit_0": lambda read: substitute_characters(read, {"Q": "0"}),
+    "letter_i_as_digit_1": lambda read: substitute_characters(read, {"I": "1"}),
+    "california_layout": _california_layout,
+}
+US_RULES_APPLIED: tuple[str, ...] = ("letter_o_as_digit_0",)
+
+
+def apply_region_rules(
+    read: DecodedText, region: str | None, us_rules: Sequence[str] = US_RULES_APPLIED
+) -> DecodedText:
     """Apply what a region's plates allow.
 
-    US plates read letter O as digit 0 (most states do not issue O). Brazilian plates
-    of seven characters follow the national layout, letters and digits by position.
+    US plates read letter O as digit 0 (most states do not issue O), plus any other
+    rule named in ``us_rules``. Brazilian plates of seven characters follow the
+    national layout, letters and digits by position.
     """
     region = (region or "").lower()
     if region == "br":
         return constrain_layout(read, _BRAZIL_LAYOUT)
-    if region != "us" or "O" not in read.text:
+    if region != "us":
         return read
-    alternatives = tuple(("0", p) if alt == "O" else (alt, p) for alt, p in read.alternatives)
-    return replace(read, text=read.text.replace("O", "0"), alternatives=alternatives)
+    for name in us_rules:
+        read = US_RULES[name](read)
+    return read
 
 
 def candidates(read: DecodedText, limit: int = 5) -> list[tuple[str, float]]:

@@ -22,15 +22,14 @@ from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 from lpr_recognition.inference.errors import RecognitionUnavailable
 from lpr_recognition.inference.pipeline import (
     ALPHABET_PARAMETER,
-    PLATE_DETECTOR,
-    TEXT_DETECTOR,
-    TEXT_RECOGNIZER,
     PipelineSettings,
     PlatePipeline,
     PlateResult,
+    pipeline_models,
 )
 
-MODELS = (PLATE_DETECTOR, TEXT_DETECTOR, TEXT_RECOGNIZER)
+# Models the default pipeline calls.
+MODELS = pipeline_models()
 
 
 class TritonRecognizer:
@@ -54,7 +53,8 @@ class TritonRecognizer:
         """
         self.url = url
         self.timeout_s = timeout_s
-        self._settings = settings
+        self._settings = settings or PipelineSettings()
+        self.models = pipeline_models(self._settings)
         self._limit = asyncio.Semaphore(max_concurrency)
         self._client: InferenceServerClient | None = None
         self._pipeline: PlatePipeline | None = None
@@ -100,7 +100,7 @@ class TritonRecognizer:
         try:
             if not await self.client.is_server_ready(client_timeout=self.timeout_s):
                 return False
-            for model in MODELS:
+            for model in self.models:
                 if not await self.client.is_model_ready(model, client_timeout=self.timeout_s):
                     return False
         except InferenceServerException:
@@ -154,7 +154,7 @@ class TritonRecognizer:
         if self._pipeline is None:
             try:
                 response = await self.client.get_model_config(
-                    TEXT_RECOGNIZER, as_json=True, client_timeout=self.timeout_s
+                    self._settings.text_recognizer, as_json=True, client_timeout=self.timeout_s
                 )
             except InferenceServerException as error:
                 raise RecognitionUnavailable(f"Triton at {self.url}: {error}") from error

@@ -6,6 +6,10 @@ copies them out of the ``platedet`` and ``rapidocr_onnxruntime`` wheels (the roo
 project's ``models`` dependency group) into ``<model>/1/model.onnx`` and writes an FP32
 copy of the FP16 plate detector for the CPU config.
 
+The fine-tuned plate recognizer ``plate_rec`` is the exception: trained here
+(recognition-svc/training/), its small ONNX file is committed with its configs and is
+only copied when the repository is assembled somewhere else.
+
 platerec (the other OCR the issue names) is not served: measured on the dev images it
 reads far fewer plates than the PP-OCR pair (see bench/recognition.py and the README).
 """
@@ -22,6 +26,8 @@ from lpr_recognition.triton.float32 import float16_to_float32
 # recognition-svc/model_repository, next to this package's src/ folder.
 MODEL_REPOSITORY = Path(__file__).resolve().parents[3] / "model_repository"
 FP32_COPY = "model.fp32.onnx"
+# Models whose ONNX file is committed in the repository rather than taken from a wheel.
+COMMITTED_MODELS = ("plate_rec",)
 
 
 class ModelRepositoryError(RuntimeError):
@@ -82,6 +88,10 @@ def assemble_model_repository(dest: Path = MODEL_REPOSITORY) -> None:
         ModelRepositoryError: A model wheel is not installed.
     """
     dest = dest.resolve()
+    if dest != MODEL_REPOSITORY.resolve():
+        for model in COMMITTED_MODELS:
+            for file in ("config.pbtxt", "configs/cpu.pbtxt", "1/model.py", "1/model.onnx"):
+                _copy_if_changed(MODEL_REPOSITORY / model / file, dest / model / file)
     for source in MODEL_SOURCES:
         model_dir = dest / source.model
         if dest != MODEL_REPOSITORY.resolve():

@@ -1,0 +1,1 @@
+../../platedet/1/model.py
