@@ -59,6 +59,19 @@ def _labelled_plates(images_dir: Path, limit: int) -> list[str]:
     return plates
 
 
+# Characters OCR and people confuse; the demo's CSV list holds plates typed with the twin,
+# so a correct read still hits it and the alert explains the match.
+OCR_TWINS = {"0": "O", "1": "I", "2": "Z", "5": "S", "8": "B", "O": "0", "I": "1", "B": "8"}
+
+
+def with_ocr_twin(plate: str) -> str:
+    """The plate with its first confusable character replaced by its twin."""
+    for index, character in enumerate(plate):
+        if character in OCR_TWINS:
+            return plate[:index] + OCR_TWINS[character] + plate[index + 1 :]
+    return plate
+
+
 def run_demo(settings: LprSettings) -> None:
     """Walk through the platform and print what happens."""
     from lprctl.demo_steps.audit import sign_checkpoints, verify_and_report
@@ -80,7 +93,12 @@ def run_demo(settings: LprSettings) -> None:
         officer = token(client, gateway, **records["officer_current"])
 
         print("\n== hot lists ==")
-        hot = [(plate, "CA") for plate in _labelled_plates(us_images, DEMO_IMAGES)[:HOT_PLATES]]
+        labelled = _labelled_plates(us_images, DEMO_IMAGES)[:HOT_PLATES]
+        # Even positions go to the NCIC file as read; odd ones to the CSV, typed with a twin.
+        hot = [
+            (plate if index % 2 == 0 else with_ocr_twin(plate), "CA")
+            for index, plate in enumerate(labelled)
+        ]
         import_demo_lists(client, gateway, admin, hot)
 
         print("\n== reads: the camera posts the dev images, Triton reads the plates ==")
@@ -120,10 +138,10 @@ def run_demo(settings: LprSettings) -> None:
         searched = next(
             (
                 plate
-                for plate, _ in hot
+                for plate in labelled
                 if officer_search(client, gateway, officer, plate)["count"] > 0
             ),
-            hot[0][0],
+            labelled[0],
         )
         client_id = str(records["partner_client_id"])
         secret = str(records["partner_client_secret"])
