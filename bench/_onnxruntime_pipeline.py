@@ -16,7 +16,7 @@ import onnxruntime as ort
 
 from lpr_recognition.inference.pipeline import PLATE_DETECTOR
 from lpr_recognition.inference.text_recognizer import plate_alphabet
-from lpr_recognition.triton.repository import FP32_COPY
+from lpr_recognition.triton.repository import INT8_COPY
 
 
 class OnnxRuntimeRunner:
@@ -27,7 +27,7 @@ class OnnxRuntimeRunner:
         repository: Path,
         models: Sequence[str],
         threads: int = 1,
-        float32_detector: bool = True,
+        cpu_detector: bool = True,
     ) -> None:
         """Open one session per model from ``repository/<model>/1/``.
 
@@ -35,15 +35,15 @@ class OnnxRuntimeRunner:
             repository: The assembled model repository.
             models: Model names to open.
             threads: onnxruntime threads per session, as in the CPU configs.
-            float32_detector: Run the plate detector's FP32 copy, as the CPU config does.
+            cpu_detector: Run the plate detector's INT8 copy, as the CPU config does.
         """
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self._float32_detector = float32_detector
+        self._cpu_detector = cpu_detector
         self.sessions = {
             model: ort.InferenceSession(
-                str(repository / model / "1" / self._file(model, float32_detector)),
+                str(repository / model / "1" / self._file(model, cpu_detector)),
                 sess_options=options,
                 providers=["CPUExecutionProvider"],
             )
@@ -51,9 +51,9 @@ class OnnxRuntimeRunner:
         }
 
     @staticmethod
-    def _file(model: str, float32_detector: bool) -> str:
-        if model == PLATE_DETECTOR and float32_detector:
-            return FP32_COPY
+    def _file(model: str, cpu_detector: bool) -> str:
+        if model == PLATE_DETECTOR and cpu_detector:
+            return INT8_COPY
         return "model.onnx"
 
     async def infer(
@@ -71,7 +71,7 @@ class OnnxRuntimeRunner:
         # onnxruntime releases the GIL, so concurrent images use the cores as Triton's
         # model instances do.
         results = await asyncio.to_thread(session.run, list(outputs), feeds)
-        if model == PLATE_DETECTOR and self._float32_detector:
+        if model == PLATE_DETECTOR and self._cpu_detector:
             # Triton serves the detector's outputs as FP16 (the original model's type) on
             # both configs; round the same way so both paths see identical tensors.
             results = [np.asarray(r).astype(np.float16) for r in results]
