@@ -306,6 +306,9 @@ class Stack:
             sys.executable, "-m", "uvicorn", f"{spec.package}.app:app",
             "--host", host, "--port", str(spec.port(self.settings)),
             "--no-access-log", "--timeout-graceful-shutdown", "5",
+            # Named, not "auto": a missing uvloop/httptools fails loudly instead of
+            # silently costing every request the slower pure-Python loop and parser.
+            "--loop", "uvloop", "--http", "httptools",
         ]  # fmt: skip
         return Component(
             spec.name,

@@ -93,12 +93,16 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        provider = setup_tracing(
-            f"lpr-{name}", otlp_endpoint=settings.otlp_endpoint, console=settings.otel_console
-        )
-        instrument_app(app, provider)
+        # Spans cost every request a few hundred microseconds per hop (ASGI, httpx and
+        # SQL spans); with nowhere to export them they would be built only to be dropped.
+        tracing = bool(settings.otlp_endpoint) or settings.otel_console
         engine = build_engine(settings.database_url, pool_size=settings.database_pool_size)
-        instrument_engine(engine, provider)
+        if tracing:
+            provider = setup_tracing(
+                f"lpr-{name}", otlp_endpoint=settings.otlp_endpoint, console=settings.otel_console
+            )
+            instrument_app(app, provider)
+            instrument_engine(engine, provider)
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = build_sessionmaker(engine)

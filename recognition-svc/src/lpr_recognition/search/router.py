@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lpr_common.context import ContextDep
 from lpr_common.db import SessionDep
@@ -27,6 +28,10 @@ async def search_reads(
 ) -> SearchPage:
     """Search historical reads for a case."""
     settings: Settings = request.app.state.settings
+    if isinstance(session.bind, AsyncEngine) and not session.in_transaction():
+        # Read only: without BEGIN/COMMIT the search saves two round trips. (A session
+        # bound to a connection joins its caller's transaction, as the tests' does.)
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     page = await service.search(session, context, body, platform_agency=settings.agency)
     read_ids = list(dict.fromkeys(str(result.read_id) for result in page.results))
     response.headers.update(
