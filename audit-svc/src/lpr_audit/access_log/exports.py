@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from fastapi import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lpr_audit.chain import RecordsFormat, build_bundle
+from lpr_audit.deps import record_access
 from lpr_audit.ledger import repository
 from lpr_audit.ledger.chains import ChainSpec
 from lpr_audit.ledger.service import Ledger
+from lpr_common.context import RequestContext
 from lpr_common.errors import InvalidInput, NotFound
 
 MAX_EXPORT_RECORDS = 1_000_000
@@ -71,3 +74,42 @@ async def build_export(
     records = await repository.records_between(session, spec, first, last)
     bundle = build_bundle(records, existing, ledger.public_key_pem, fmt)
     return bundle, len(records)
+
+
+ZIP = "application/zip"
+
+
+async def export_response(
+    *,
+    context: RequestContext,
+    session: AsyncSession,
+    ledger: Ledger,
+    spec: ChainSpec,
+    resource: str,
+    records_format: RecordsFormat,
+    from_seq: int | None,
+    to_seq: int | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> Response:
+    """Export a range of one chain as a zip bundle, recording the access in the chain."""
+    first, last = await resolve_range(
+        session, spec, from_seq=from_seq, to_seq=to_seq, start=start, end=end
+    )
+    bundle, count = await build_export(session, ledger, spec, first, last, records_format)
+    await record_access(
+        ledger,
+        context,
+        resource=resource,
+        action="export",
+        query={"format": records_format, "from_seq": first, "to_seq": last},
+        result_count=count,
+    )
+    return Response(
+        bundle,
+        media_type=ZIP,
+        headers={
+            "Content-Disposition": f'attachment; filename="{spec.name}-log-{first}-{last}.zip"',
+            "X-LPR-Result-Count": str(count),
+        },
+    )

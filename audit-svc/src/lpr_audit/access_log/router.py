@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from lpr_audit.access_log import misuse
 from lpr_audit.access_log import repository as queries
-from lpr_audit.access_log.exports import build_export, resolve_range
+from lpr_audit.access_log.exports import ZIP, export_response
 from lpr_audit.access_log.schemas import (
     AppendAnswer,
     ChainEntryPublic,
@@ -29,8 +29,6 @@ from lpr_common.plates import normalize_plate
 
 internal_router = APIRouter(prefix="/internal/v1", tags=["internal"])
 router = APIRouter(prefix="/v1/audit", tags=["access log"])
-
-ZIP = "application/zip"
 
 
 @internal_router.post("/events", status_code=201)
@@ -134,25 +132,17 @@ async def export_events(
 ) -> Response:
     """Export a range of the access log as a bundle that verifies offline."""
     require_roles(context, AUDITORS, "the access log")
-    first, last = await resolve_range(
-        session, ACCESS, from_seq=from_seq, to_seq=to_seq, start=start, end=end
-    )
-    bundle, count = await build_export(session, ledger, ACCESS, first, last, format)
-    await record_access(
-        ledger,
-        context,
+    return await export_response(
+        context=context,
+        session=session,
+        ledger=ledger,
+        spec=ACCESS,
         resource="audit",
-        action="export",
-        query={"format": format, "from_seq": first, "to_seq": last},
-        result_count=count,
-    )
-    return Response(
-        bundle,
-        media_type=ZIP,
-        headers={
-            "Content-Disposition": f'attachment; filename="access-log-{first}-{last}.zip"',
-            "X-LPR-Result-Count": str(count),
-        },
+        records_format=format,
+        from_seq=from_seq,
+        to_seq=to_seq,
+        start=start,
+        end=end,
     )
 
 

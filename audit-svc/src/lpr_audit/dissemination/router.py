@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 
 from lpr_audit.access_log import repository as queries
-from lpr_audit.access_log.exports import build_export, resolve_range
+from lpr_audit.access_log.exports import ZIP, export_response
 from lpr_audit.access_log.schemas import (
     AppendAnswer,
     ChainEntryPublic,
@@ -100,7 +100,7 @@ async def query_disseminations(
 @router.get(
     "/exports",
     response_class=Response,
-    responses={200: {"content": {"application/zip": {}}, "description": "the bundle (zip)"}},
+    responses={200: {"content": {ZIP: {}}, "description": "the bundle (zip)"}},
 )
 async def export_disseminations(
     context: ContextDep,
@@ -114,23 +114,15 @@ async def export_disseminations(
 ) -> Response:
     """Export a range of the dissemination log as a bundle that verifies offline."""
     require_roles(context, LOG_READERS, "the dissemination log")
-    first, last = await resolve_range(
-        session, DISSEMINATION, from_seq=from_seq, to_seq=to_seq, start=start, end=end
-    )
-    bundle, count = await build_export(session, ledger, DISSEMINATION, first, last, format)
-    await record_access(
-        ledger,
-        context,
+    return await export_response(
+        context=context,
+        session=session,
+        ledger=ledger,
+        spec=DISSEMINATION,
         resource="dissemination",
-        action="export",
-        query={"format": format, "from_seq": first, "to_seq": last},
-        result_count=count,
-    )
-    return Response(
-        bundle,
-        media_type="application/zip",
-        headers={
-            "Content-Disposition": f'attachment; filename="dissemination-log-{first}-{last}.zip"',
-            "X-LPR-Result-Count": str(count),
-        },
+        records_format=format,
+        from_seq=from_seq,
+        to_seq=to_seq,
+        start=start,
+        end=end,
     )
