@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import Response
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lpr_audit.access_log import repository as queries
+from lpr_audit.access_log.schemas import ChainEntryPublic, EntryPage
 from lpr_audit.chain import RecordsFormat, build_bundle
 from lpr_audit.deps import record_access
 from lpr_audit.ledger import repository
@@ -112,4 +115,45 @@ async def export_response(
             "Content-Disposition": f'attachment; filename="{spec.name}-log-{first}-{last}.zip"',
             "X-LPR-Result-Count": str(count),
         },
+    )
+
+
+async def query_page(
+    *,
+    context: RequestContext,
+    session: AsyncSession,
+    ledger: Ledger,
+    response: Response,
+    table: Table,
+    resource: str,
+    filters: dict[str, str | None],
+    start: datetime | None,
+    end: datetime | None,
+    after_seq: int | None,
+    limit: int,
+) -> EntryPage:
+    """One page of a chain's records matching ``filters``, recording the access in the chain."""
+    rows = await queries.page(
+        session, table, equals=filters, start=start, end=end, after_seq=after_seq, limit=limit
+    )
+    await record_access(
+        ledger,
+        context,
+        resource=resource,
+        action="read",
+        query={
+            **filters,
+            "from": None if start is None else start.isoformat(),
+            "to": None if end is None else end.isoformat(),
+            "after_seq": after_seq,
+        },
+        result_count=len(rows),
+    )
+    response.headers["X-LPR-Result-Count"] = str(len(rows))
+    return EntryPage(
+        items=[
+            ChainEntryPublic(seq=r.seq, prev_hash=r.prev_hash, hash=r.hash, fields=r.fields)
+            for r in rows
+        ],
+        next_after_seq=rows[-1].seq if len(rows) == limit else None,
     )

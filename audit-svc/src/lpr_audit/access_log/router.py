@@ -9,10 +9,9 @@ from fastapi import APIRouter, Query, Response
 
 from lpr_audit.access_log import misuse
 from lpr_audit.access_log import repository as queries
-from lpr_audit.access_log.exports import ZIP, export_response
+from lpr_audit.access_log.exports import ZIP, export_response, query_page
 from lpr_audit.access_log.schemas import (
     AppendAnswer,
-    ChainEntryPublic,
     CheckpointPublic,
     CheckpointRequest,
     EntryPage,
@@ -84,30 +83,18 @@ async def query_events(
         "outcome": outcome,
         "resource": resource,
     }
-    rows = await queries.page(
-        session,
-        queries.ACCESS_TABLE,
-        equals=filters,
+    return await query_page(
+        context=context,
+        session=session,
+        ledger=ledger,
+        response=response,
+        table=queries.ACCESS_TABLE,
+        resource="audit",
+        filters=filters,
         start=start,
         end=end,
         after_seq=after_seq,
         limit=limit,
-    )
-    await record_access(
-        ledger,
-        context,
-        resource="audit",
-        action="read",
-        query={**filters, "from": _iso(start), "to": _iso(end), "after_seq": after_seq},
-        result_count=len(rows),
-    )
-    response.headers["X-LPR-Result-Count"] = str(len(rows))
-    return EntryPage(
-        items=[
-            ChainEntryPublic(seq=r.seq, prev_hash=r.prev_hash, hash=r.hash, fields=r.fields)
-            for r in rows
-        ],
-        next_after_seq=rows[-1].seq if len(rows) == limit else None,
     )
 
 

@@ -8,14 +8,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 
 from lpr_audit.access_log import repository as queries
-from lpr_audit.access_log.exports import ZIP, export_response
+from lpr_audit.access_log.exports import ZIP, export_response, query_page
 from lpr_audit.access_log.schemas import (
     AppendAnswer,
-    ChainEntryPublic,
     DisseminationBatch,
     EntryPage,
 )
-from lpr_audit.deps import LOG_READERS, LedgerDep, SettingsDep, record_access
+from lpr_audit.deps import LOG_READERS, LedgerDep, SettingsDep
 from lpr_audit.ledger.chains import DISSEMINATION
 from lpr_common.context import ContextDep, InternalContextDep, require_roles
 from lpr_common.db import SessionDep
@@ -65,35 +64,18 @@ async def query_disseminations(
         "case_number": case_number,
         "data_class": data_class,
     }
-    rows = await queries.page(
-        session,
-        queries.DISSEMINATION_TABLE,
-        equals=filters,
+    return await query_page(
+        context=context,
+        session=session,
+        ledger=ledger,
+        response=response,
+        table=queries.DISSEMINATION_TABLE,
+        resource="dissemination",
+        filters=filters,
         start=start,
         end=end,
         after_seq=after_seq,
         limit=limit,
-    )
-    await record_access(
-        ledger,
-        context,
-        resource="dissemination",
-        action="read",
-        query={
-            **filters,
-            "from": None if start is None else start.isoformat(),
-            "to": None if end is None else end.isoformat(),
-            "after_seq": after_seq,
-        },
-        result_count=len(rows),
-    )
-    response.headers["X-LPR-Result-Count"] = str(len(rows))
-    return EntryPage(
-        items=[
-            ChainEntryPublic(seq=r.seq, prev_hash=r.prev_hash, hash=r.hash, fields=r.fields)
-            for r in rows
-        ],
-        next_after_seq=rows[-1].seq if len(rows) == limit else None,
     )
 
 
