@@ -238,9 +238,7 @@ class EmbeddedPostgres:
 
     def tail_log(self, lines: int = 20) -> str:
         """Last lines of the server log, for error messages."""
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return tail_file(self.log_path, lines)
 
     def stop(self, timeout_s: float = 20) -> None:
         """Fast shutdown (SIGINT), then kill if it does not stop in time."""
@@ -253,6 +251,13 @@ class EmbeddedPostgres:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def tail_file(path: Path, lines: int) -> str:
+    """The last ``lines`` lines of a log file ("" when it does not exist yet)."""
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def _alive(pid: int) -> bool:

@@ -29,7 +29,7 @@ from lpr_common.context import CONTEXT_KEY_NAME
 from lpr_common.db import redact_url
 from lpr_common.keys import load_or_create_ed25519
 from lpr_common.settings import DEFAULT_DATABASE_PORT, LprSettings
-from lprctl.postgres import EmbeddedPostgres, PostgresError
+from lprctl.postgres import EmbeddedPostgres, PostgresError, tail_file
 
 
 class StackError(RuntimeError):
@@ -139,9 +139,7 @@ class Component:
 
     def tail_log(self, lines: int = 15) -> str:
         """The last lines of the log."""
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return tail_file(self.log_path, lines)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM, then SIGKILL the whole process group if it does not exit in time."""
