@@ -85,7 +85,11 @@ def test_officer_and_partner_search_a_case_with_dissemination_and_refusal(
             "reads",
         )
         searches = [e for e in shared["events"] if e.get("action") == "search"]
-        assert [(e["outcome"], e["result_count"]) for e in searches] == [("allowed", 2)]
+        # The access, then (before the answer left the agency) what the answer carried.
+        assert sorted((e["event_type"], e["outcome"], e["result_count"]) for e in searches) == [
+            ("access.decision", "allowed", None),
+            ("access.result", "success", 2),
+        ]
 
         refused = partner_refused(
             http, gateway, client_id=client_id, client_secret=secret, plate=plate, case_number=case

@@ -186,6 +186,11 @@ class Gateway:
         )
         return {"Authorization": f"Bearer {token}"}
 
+    async def results(self) -> list[dict[str, Any]]:
+        """The ``access.result`` events, once every one posted so far was sent."""
+        await self.app.state.result_log.drain()
+        return self.audit.of("access.result")
+
     def partner_token(self, client: PartnerClient) -> dict[str, str]:
         """Bearer header for a partner client."""
         token = self.issuer.issue(

@@ -8,6 +8,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.tests.conftest import Gateway, problem
+from lpr_common.audit_client import AuditEvent
 from lpr_gateway.access.audit import flush_outbox
 from lpr_gateway.access.models import AuditOutbox
 
@@ -37,6 +38,53 @@ async def test_user_requests_fail_closed_when_audit_is_down(gateway: Gateway) ->
     assert (
         await gateway.client.get("/v1/cameras", headers=gateway.token(officer))
     ).status_code == 200
+
+
+async def test_a_read_is_not_released_before_its_access_is_durable(gateway: Gateway) -> None:
+    officer = await gateway.user("ofc.heldback", ["officer"])
+    headers = {**gateway.token(officer), "X-LPR-Purpose": "amber_alert"}
+    gateway.audit.down = True
+    held = await gateway.client.get(
+        "/v1/reads/3f7c1a52-0000-4000-8000-00000000000a", headers=headers
+    )
+    assert held.status_code == 503
+    assert "audit log unavailable" in problem(held)["detail"]
+    assert "context" not in held.json()  # the owner answered, but none of it went out
+    gateway.audit.down = False
+    released = await gateway.client.get(
+        "/v1/reads/3f7c1a52-0000-4000-8000-00000000000a", headers=headers
+    )
+    assert released.status_code == 200
+    decision = gateway.audit.last()
+    assert released.headers["X-LPR-Audit-Event"] == decision["event_id"]
+    [result] = [
+        r
+        for r in await gateway.results()
+        if r["details"]["decision_event_id"] == decision["event_id"]
+    ]
+    assert (result["result_count"], result["query"]["record_ids"]) == (2, ["r-1", "r-2"])
+    assert result["request_id"] == decision["request_id"]
+
+
+async def test_result_events_go_to_the_outbox_when_audit_is_down(
+    gateway: Gateway, engine: AsyncEngine
+) -> None:
+    marker = "result-outbox-0001"
+    event = AuditEvent(
+        component="gateway",
+        event_type="access.result",
+        outcome="success",
+        request_id=marker,
+        result_count=3,
+    )
+    gateway.audit.down = True
+    gateway.app.state.result_log.post(event)
+    await gateway.app.state.result_log.drain()
+    assert await outbox_rows(engine, marker) == 1
+    gateway.audit.down = False
+    await flush_outbox(gateway.app)
+    assert await outbox_rows(engine, marker) == 0
+    assert [e["result_count"] for e in gateway.audit.events if e["request_id"] == marker] == [3]
 
 
 async def test_camera_reads_are_accepted_and_queued_while_audit_is_down(
@@ -105,7 +153,9 @@ async def test_upstream_problems_and_statuses_pass_through(gateway: Gateway) -> 
     )
     assert response.status_code == 404
     assert response.json()["detail"] == "no read"
-    assert gateway.audit.last()["details"]["upstream_status"] == 404
+    result = (await gateway.results())[-1]
+    assert result["details"]["decision_event_id"] == gateway.audit.last()["event_id"]
+    assert (result["outcome"], result["details"]["upstream_status"]) == ("failure", 404)
 
 
 async def test_forwarded_context_is_signed_by_the_gateway_not_the_caller(

@@ -92,8 +92,13 @@ async def test_d1_partner_search_writes_a_dissemination_record_with_counts_and_i
     assert record["record_ids"] == ["r-1", "r-2"]
     assert record["query"]["plate"] == "ABC123"
     event = gateway.audit.last()
-    assert (event["outcome"], event["action"], event["result_count"]) == ("allowed", "search", 2)
+    assert (event["outcome"], event["action"]) == ("allowed", "search")
     assert event["mou_id"] == str(client.mou_id)
+    # Data that left the agency: its result is durable before the answer was released
+    # (no waiting for the after-release log here).
+    [result] = gateway.audit.of("access.result")
+    assert result["details"]["decision_event_id"] == event["event_id"]
+    assert (result["result_count"], result["mou_id"]) == (2, str(client.mou_id))
 
 
 async def test_d1_officer_search_of_own_agency_is_not_disseminated(gateway: Gateway) -> None:

@@ -154,7 +154,12 @@ async def test_b1f_approval_in_the_database_extends_an_officers_lookback(
     assert event["outcome"] == "allowed"
     assert event["case_number"] == "PD-2026-000123"
     assert event["plate"] == "ABC123"
-    assert event["result_count"] == 2
+    [result] = [
+        r for r in await gateway.results() if r["details"]["decision_event_id"] == event["event_id"]
+    ]
+    assert (result["outcome"], result["result_count"]) == ("success", 2)
+    assert result["query"]["record_ids"] == ["r-1", "r-2"]
+    assert (result["case_number"], result["plate"]) == ("PD-2026-000123", "ABC123")
 
 
 async def test_b1f_expired_approval_does_not_count(gateway: Gateway) -> None:

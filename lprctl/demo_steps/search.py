@@ -203,7 +203,12 @@ def partner_search(
         print(
             f"    {str(event.get('occurred_at'))[:19]}  {event.get('event_type')}  "
             f"{event.get('outcome')}  {event.get('resource')}:{event.get('action')}  "
-            f"rule {event.get('rule')}  results {event.get('result_count')}"
+            f"rule {event.get('rule')}"
+            + (
+                f"  results {event['result_count']}"
+                if event.get("result_count") is not None
+                else ""
+            )
         )
     return {"page": page, "dissemination": record, "events": partner_events}
 

@@ -12,13 +12,15 @@ from lpr_common.audit_client import AuditEvent
 from lpr_common.context import RequestContext
 
 
-def get_ledger(request: Request) -> Ledger:
+# Async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, a thread
+# handoff on every append for a lookup.
+async def get_ledger(request: Request) -> Ledger:
     """The process's ledger (built in the lifespan)."""
     ledger: Ledger = request.app.state.ledger
     return ledger
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The service's settings."""
     settings: Settings = request.app.state.settings
     return settings

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, Response
 import lpr_gateway.tables  # noqa: F401  (every table on the metadata)
 from lpr_common.keys import load_or_create_ed25519
 from lpr_common.service import create_service_app
-from lpr_gateway.access.audit import outbox_flusher
+from lpr_gateway.access.audit import outbox_flusher, result_log
 from lpr_gateway.access.forward import forwarding_router, upstream_clients
 from lpr_gateway.access.guard import guard
 from lpr_gateway.access.partner_docs import PARTNER_TAG_METADATA
@@ -125,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             policy_engine,
             subject_cache_listener,
             outbox_flusher,
+            result_log,
         ],
         openapi_tags=OPENAPI_TAGS,
     )

@@ -1,4 +1,11 @@
-"""Sending the gateway's audit events: fail closed, or durably queued for camera reads."""
+"""Sending the gateway's audit events: fail closed, or durably queued for camera reads.
+
+Most events are awaited: the request waits until audit-svc says they are durable. The
+one exception is the ``access.result`` of a forwarded read (how many records, which ids),
+which :class:`ResultLog` appends just after the answer went out; the access itself
+(who, why, which query) was made durable before anything was released. If audit-svc
+cannot take a result event it goes to the durable outbox like a camera read's.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ _logger = logging.getLogger(__name__)
 
 COMPONENT = "gateway"
 OUTBOX_BATCH = 200
+RESULT_BATCH = 200
 
 
 async def record(app: FastAPI, event: AuditEvent, *, durable_fallback: bool = False) -> str:
@@ -93,6 +101,83 @@ async def _prune_signatures(app: FastAPI) -> None:
     async with factory() as session:
         await session.execute(delete(CameraSignature).where(col(CameraSignature.seen_at) < cutoff))
         await session.commit()
+
+
+class ResultLog:
+    """Appends ``access.result`` events off the request path, in batches, in order."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._app = app
+        self._queue: asyncio.Queue[AuditEvent] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the sending task."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="gateway-result-log")
+
+    def post(self, event: AuditEvent) -> None:
+        """Queue ``event``; it reaches audit-svc (or the durable outbox) shortly."""
+        if self._task is None or self._task.done():
+            # Not running (shutting down): still keep the event, off the request's task.
+            self._queue.put_nowait(event)
+            self.start()
+            return
+        self._queue.put_nowait(event)
+
+    async def drain(self) -> None:
+        """Return once every event posted so far was sent or queued durably."""
+        await self._queue.join()
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Send what is queued (up to ``timeout_s``), then stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.drain(), timeout_s)
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if not self._queue.empty():
+            _logger.error("%d access.result events not sent at shutdown", self._queue.qsize())
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < RESULT_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._send(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _send(self, events: list[AuditEvent]) -> None:
+        audit: AuditClient = self._app.state.audit
+        try:
+            await audit.record(*events)
+            return
+        except ServiceUnavailable:
+            pass
+        except Exception:  # never lose an event to an unexpected failure either
+            _logger.exception("access.result events could not be sent; queueing them")
+        for event in events:
+            try:
+                await queue(self._app.state.sessionmaker, event)
+            except Exception:
+                _logger.exception("access.result event %s lost", event.event_id)
+
+
+@asynccontextmanager
+async def result_log(app: FastAPI) -> AsyncIterator[None]:
+    """Lifespan hook: the sender of ``access.result`` events (``app.state.result_log``)."""
+    log = ResultLog(app)
+    app.state.result_log = log
+    log.start()
+    try:
+        yield
+    finally:
+        await log.stop()
 
 
 @asynccontextmanager

@@ -1,25 +1,29 @@
 """Forwarding allowed requests to the owning service, streaming both ways.
 
-The upstream answer's headers say how many records it carries, of which data class and
-whose (docs/internal-api.md); the gateway completes the audit event with them, writes a
-dissemination record when the data leaves its owner's agency, and only then releases
-the body to the caller.
+A read is recorded twice in the access log. Its ``access.decision`` (who, why, which
+query, the rule that allowed it) is appended while the owner works on the request, and
+the answer is held until it is durable. Its ``access.result`` (how many records, which
+ids, the owner's status; read from the answer's headers, docs/internal-api.md) follows
+the answer; when the data leaves its owner's agency, it is written before the answer is
+released, together with the dissemination record.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from lpr_common.audit_client import AuditClient, DisseminationRecord
+from lpr_common.audit_client import AuditClient, AuditEvent, DisseminationRecord, Outcome
 from lpr_common.context import CONTEXT_HEADER, ContextSigner, RequestContext, service_context_auth
 from lpr_common.errors import ServiceUnavailable
 from lpr_common.http import RetryingTransport, build_client
@@ -35,6 +39,7 @@ DATA_CLASS_HEADER = "x-lpr-data-class"
 RECORD_IDS_HEADER = "x-lpr-record-ids"
 OWNER_AGENCY_HEADER = "x-lpr-owner-agency"
 MAX_RECORD_IDS = 500
+RESULT_EVENT = "access.result"
 MARKING_HEADER = "X-LPR-Marking"
 FOUO = "FOUO"
 MARKED_DATA_CLASSES = frozenset({"reads", "hits", "images"})
@@ -132,54 +137,112 @@ def _count(value: str | None) -> int | None:
         return None
 
 
-async def _account(request: Request, caller: Caller, upstream: httpx.Response) -> None:
-    """Complete the audit event and the dissemination log from the answer's headers."""
+def _record_ids(upstream: httpx.Response) -> list[str]:
+    return [i for i in (upstream.headers.get(RECORD_IDS_HEADER) or "").split(",") if i.strip()]
+
+
+def result_event(
+    caller: Caller, upstream: httpx.Response | None, error: str | None = None
+) -> AuditEvent:
+    """The ``access.result`` event of a forwarded read: what the owner's answer carried.
+
+    It repeats who, why and what was asked (so it reads on its own) and points at the
+    ``access.decision`` event that allowed the request (``details.decision_event_id``).
+    """
+    decision = caller.event
+    details: dict[str, Any] = {
+        **(decision.details or {}),
+        "decision_event_id": str(decision.event_id),
+    }
+    query = dict(decision.query or {})
+    count: int | None = None
+    outcome: Outcome = "error"
+    if upstream is not None:
+        count = _count(upstream.headers.get(RESULT_COUNT_HEADER))
+        data_class = upstream.headers.get(DATA_CLASS_HEADER)
+        details["upstream_status"] = upstream.status_code
+        if data_class:
+            details["data_class"] = data_class
+        record_ids = _record_ids(upstream)
+        if record_ids:
+            query["record_ids"] = record_ids[:MAX_RECORD_IDS]
+        outcome = "success" if upstream.status_code < 400 else "failure"
+    if error is not None:
+        details["upstream_error"] = error
+    return decision.model_copy(
+        update={
+            "event_id": uuid4(),
+            "occurred_at": datetime.now(UTC),
+            "event_type": RESULT_EVENT,
+            "outcome": outcome,
+            "result_count": count,
+            "query": query or None,
+            "details": details,
+        }
+    )
+
+
+async def _account(
+    request: Request, caller: Caller, upstream: httpx.Response, *, result: bool
+) -> None:
+    """Record what the answer carries before it is released to the caller.
+
+    Data leaving its owner's agency gets a dissemination record (IACP D.1), written with
+    the ``access.result`` event before the answer goes out. Within the agency the result
+    event follows the answer (:class:`~lpr_gateway.access.audit.ResultLog`): the access
+    itself is already durable.
+    """
     app: FastAPI = request.app
     headers = upstream.headers
-    event = caller.event
+    event = result_event(caller, upstream) if result else None
     count = _count(headers.get(RESULT_COUNT_HEADER))
     data_class = headers.get(DATA_CLASS_HEADER)
     owner_agency = headers.get(OWNER_AGENCY_HEADER)
-    record_ids = [i for i in (headers.get(RECORD_IDS_HEADER) or "").split(",") if i.strip()]
-    event.details = {
-        **(event.details or {}),
-        "upstream_status": upstream.status_code,
-        **({"data_class": data_class} if data_class else {}),
-    }
-    if not caller.audited:
-        event.result_count = count
-        if record_ids:
-            event.query = {**(event.query or {}), "record_ids": record_ids[:MAX_RECORD_IDS]}
-        await audit.record(app, event)
-        caller.audited = True
     principal = caller.principal
     assert principal is not None
-    if (
+    if not (
         upstream.status_code < 300
         and owner_agency
         and owner_agency != principal.agency
         and data_class
     ):
-        access = caller.access
-        dissemination = DisseminationRecord(
-            recipient_agency=principal.agency,
-            mou_id=str(principal.mou.id) if principal.mou is not None else None,
-            purpose=access.purpose if access else None,
-            case_number=access.case_number if access else None,
-            data_class=data_class,
-            record_ids=record_ids[:MAX_RECORD_IDS],
-            query=event.query,
-            record_count=count if count is not None else len(record_ids),
-            released_by=f"gateway:{caller.decision.rule if caller.decision else 'policy'}",
-            released_by_agency=owner_agency,
-            request_id=str(caller.request_id),
-        )
-        client: AuditClient = app.state.audit
-        await client.disseminate(dissemination)
+        if event is not None:
+            app.state.result_log.post(event)
+        return
+    record_ids = _record_ids(upstream)
+    access = caller.access
+    dissemination = DisseminationRecord(
+        recipient_agency=principal.agency,
+        mou_id=str(principal.mou.id) if principal.mou is not None else None,
+        purpose=access.purpose if access else None,
+        case_number=access.case_number if access else None,
+        data_class=data_class,
+        record_ids=record_ids[:MAX_RECORD_IDS],
+        query=caller.event.query,
+        record_count=count if count is not None else len(record_ids),
+        released_by=f"gateway:{caller.decision.rule if caller.decision else 'policy'}",
+        released_by_agency=owner_agency,
+        request_id=str(caller.request_id),
+    )
+    client: AuditClient = app.state.audit
+    writes: list[Coroutine[Any, Any, Any]] = [client.disseminate(dissemination)]
+    if event is not None:
+        writes.append(audit.record(app, event))
+    await asyncio.gather(*writes)
+
+
+async def _settle(decision: asyncio.Task[str] | None) -> None:
+    """Wait for the decision event; its failure (503) refuses the request."""
+    if decision is not None:
+        await decision
 
 
 async def forward(request: Request, caller: Caller) -> Response:
-    """Send an allowed request to its owner and stream the answer back."""
+    """Send an allowed request to its owner and stream the answer back.
+
+    A read's ``access.decision`` event is appended while the owner works on the request;
+    nothing is released until it is durable (and a 503 goes out instead if it cannot be).
+    """
     app: FastAPI = request.app
     rule = caller.rule
     settings: Settings = app.state.settings
@@ -203,15 +266,21 @@ async def forward(request: Request, caller: Caller) -> Response:
         headers=headers,
         timeout=timeout,
     )
+    decision: asyncio.Task[str] | None = None
+    if not caller.audited:
+        # Its own task: a caller who hangs up does not stop the access being recorded.
+        decision = asyncio.create_task(audit.record(app, caller.event))
+        caller.audited = True
     try:
         upstream = await client.send(outgoing, stream=True)
     except httpx.HTTPError as exc:
-        if not caller.audited:
-            caller.event.details = {"upstream_error": type(exc).__name__}
-            await audit.record(app, caller.event, durable_fallback=rule.camera_ingest)
+        await _settle(decision)
+        if decision is not None:
+            app.state.result_log.post(result_event(caller, None, type(exc).__name__))
         raise ServiceUnavailable(f"{rule.owner.value} service unavailable: {type(exc).__name__}")
     try:
-        await _account(request, caller, upstream)
+        await _settle(decision)
+        await _account(request, caller, upstream, result=decision is not None)
     except BaseException:
         await upstream.aclose()
         raise
