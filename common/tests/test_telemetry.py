@@ -14,6 +14,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from lpr_common.http import build_client
 from lpr_common.telemetry import instrument_app, setup_tracing
 from lprctl.postgres import free_port
 
@@ -59,3 +60,23 @@ async def test_a_call_to_a_peer_carries_the_callers_trace(
     server_spans = [s for s in exporter.get_finished_spans() if s.name.startswith("GET /echo")]
     assert server_spans
     assert all(format(s.context.trace_id, "032x") == trace_id for s in server_spans)
+
+
+async def test_the_service_client_carries_the_callers_trace(
+    traced_peer: tuple[str, InMemorySpanExporter],
+) -> None:
+    url, exporter = traced_peer
+    tracer = trace.get_tracer("lpr-test")
+    async with build_client(url) as client:
+        with tracer.start_as_current_span("gateway-request") as span:
+            response = await client.get("/echo")
+            trace_id = format(span.get_span_context().trace_id, "032x")
+    traceparent = response.json()["traceparent"]
+    assert traceparent is not None
+    assert traceparent.split("-")[1] == trace_id
+    client_spans = [
+        s
+        for s in exporter.get_finished_spans()
+        if s.kind == trace.SpanKind.CLIENT and format(s.context.trace_id, "032x") == trace_id
+    ]
+    assert client_spans, "the call itself is a span of the caller's trace"
