@@ -391,3 +391,60 @@ async def test_stale_unit_at_shift_start_flags_its_alerts(
     assert hits.headers["X-LPR-Data-Class"] == "hits"
     assert hits.headers["X-LPR-Result-Count"] == "2"
     assert (await api.call("GET", "/v1/hits", params={"plate": "ST#1"})).status_code == 422
+
+
+# --- multi-frame fusion: one alert per vehicle pass and entry ----------------------------
+
+
+def frame(plate: str, track_id: str, read_ids: list[str], **fields: Any) -> dict[str, Any]:
+    """One frame of a vehicle pass, sent with the pass's fused plate and track."""
+    body = read(plate, **fields)
+    read_ids.append(body["read_id"])
+    body["plates"][0].update(track_id=track_id, track_read_ids=list(read_ids))
+    return body
+
+
+async def test_frames_of_one_pass_hitting_one_entry_raise_one_alert(
+    api: Api, app: FastAPI, session: AsyncSession, audit_log: AuditLog
+) -> None:
+    await hot_list_with(api, app, session, [ncic_line("V", "TRK4567")])
+    track_id, read_ids = str(uuid4()), list[str]()
+    camera = "cam-" + uuid4().hex[:8]
+    first_body = frame("TRK4567", track_id, read_ids, camera_id=camera)
+    first = (await post_read(api, first_body)).json()
+    second_body = frame("TRK4567", track_id, read_ids, camera_id=camera)
+    second = (await post_read(api, second_body)).json()
+
+    [alert] = first["alerts"]
+    assert [a["alert_id"] for a in second["alerts"]] == [alert["alert_id"]]
+    assert alert["track_id"] == track_id
+    assert len(audit_log.of_type("alert.created")) == 1
+    listed = (await api.call("GET", "/v1/alerts")).json()
+    assert [a["id"] for a in listed if a["track_id"] == track_id] == [alert["alert_id"]]
+    shown = (await api.call("GET", f"/v1/alerts/{alert['alert_id']}")).json()
+    assert shown["read_id"] == read_ids[0]  # the frame that raised it
+    assert shown["member_read_ids"] == read_ids
+    assert shown["fused_plate"] == "TRK4567"
+    assert [h["event_type"] for h in shown["history"]] == ["alert.created"]
+    # A repeated frame gets the same answer, and raises nothing.
+    assert (await post_read(api, second_body)).json() == second
+    # Another pass of the same vehicle later is another alert.
+    third = (await post_read(api, frame("TRK4567", str(uuid4()), []))).json()
+    assert third["alerts"][0]["alert_id"] != alert["alert_id"]
+    assert len(audit_log.of_type("alert.created")) == 2
+
+
+async def test_a_later_frame_hitting_only_through_the_fused_plate_raises_the_alert(
+    api: Api, app: FastAPI, session: AsyncSession
+) -> None:
+    await hot_list_with(api, app, session, [ncic_line("V", "FUS9876")])
+    track_id, read_ids = str(uuid4()), list[str]()
+    # The first frame misread the plate; no hit, no alert.
+    missed = (await post_read(api, frame("FUS9B7X", track_id, read_ids))).json()
+    assert missed["alerts"] == []
+    # Later frames corrected the fused plate; this one's own reading is still wrong.
+    body = frame("FUS9876", track_id, read_ids)
+    body["plates"][0]["candidates"] = [{"text": "FUS9B7X", "confidence": 0.4}]
+    [alert] = (await post_read(api, body)).json()["alerts"]
+    shown = (await api.call("GET", f"/v1/alerts/{alert['alert_id']}")).json()
+    assert shown["member_read_ids"] == read_ids  # every frame of the pass, for B.1.b

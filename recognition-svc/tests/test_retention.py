@@ -546,3 +546,101 @@ def test_lprctl_retention_run_purges_nothing_when_audit_is_down(
     monkeypatch.setenv("LPR_AUDIT_URL", "http://127.0.0.1:9")
     assert cmd_run(argparse.Namespace(json=False)) == 1
     assert "skipped" in capsys.readouterr().out
+
+
+async def test_purged_frames_leave_their_tracks_and_the_day_drops_cleanly(
+    platform: Platform,
+) -> None:
+    periods = await platform.call(
+        platform.audit,
+        "PUT",
+        "/v1/retention/settings",
+        "administrator",
+        json={
+            "periods": {"non_hit_reads": 60, "hit_reads": 3 * 1440, "images": 30},
+            "reason": "short periods for the fusion retention test",
+        },
+    )
+    assert periods.status_code == 200, periods.text
+    midnight = datetime.combine(datetime.now(UTC).date(), time(), tzinfo=UTC)
+    passing = midnight - timedelta(days=6, hours=-12)
+
+    def frame(plate: str, confidence: float, seconds: float) -> dict[str, Any]:
+        return metadata(
+            captured_at=(passing + timedelta(seconds=seconds)).isoformat(),
+            edge_plate={"text": plate, "confidence": confidence},
+        )
+
+    path = "/v1/reads/batch"
+    response = await platform.recognition.post(
+        path,
+        json={
+            "reads": [
+                frame("TRK1234", 0.9, 0),
+                frame("TRK1284", 0.5, 0.5),  # the frame a case holds
+                frame("TRK1234", 0.8, 1),
+                frame("OTH5678", 0.9, 60),  # another vehicle: all its frames expire
+                frame("OTH5678", 0.9, 61),
+            ]
+        },
+        headers=platform.camera.headers("POST", path),
+    )
+    assert response.status_code == 202, response.text
+    a1, held, a3, b1, b2 = ids = [r["read_id"] for r in response.json()["reads"]]
+    async with platform.engine.begin() as connection:
+        # All matched, no hit: nothing waits for the hot list.
+        await connection.execute(
+            text("DELETE FROM recognition.outbox WHERE read_id = ANY(CAST(:ids AS uuid[]))"),
+            {"ids": ids},
+        )
+        await connection.execute(
+            text(
+                "UPDATE recognition.reads SET status = 'matched' "
+                "WHERE id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": ids},
+        )
+        members = await connection.execute(
+            text(
+                "SELECT read_id::text, track_id FROM recognition.track_members "
+                "WHERE read_id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": ids},
+        )
+        tracks = {row[0]: row[1] for row in members}
+    assert tracks[a1] == tracks[held] == tracks[a3] != tracks[b1] == tracks[b2]
+    hold = await platform.call(
+        platform.recognition,
+        "POST",
+        "/v1/legal-holds",
+        "records",
+        json={
+            "case_number": "PD-2026-000777",
+            "reason": "frame of a vehicle in a robbery",
+            "read_ids": [held],
+        },
+    )
+    assert hold.status_code == 201, hold.text
+
+    run = await platform.call(platform.recognition, "POST", "/v1/retention/runs", "administrator")
+    assert run.status_code == 201, run.text
+    assert run.json()["outcome"] == "completed", run.json()
+    assert await platform.stored(ids) == {held}
+
+    async with platform.engine.connect() as connection:
+        left = (
+            await connection.execute(
+                text(
+                    "SELECT t.id, t.fused_text, t.member_count, m.read_id::text AS read_id "
+                    "FROM recognition.tracks t JOIN recognition.track_members m "
+                    "ON m.track_id = t.id WHERE t.id = ANY(:tracks)"
+                ),
+                {"tracks": [tracks[a1], tracks[b1]]},
+            )
+        ).all()
+    # The held frame's track lives on with only that frame, voted again over it; the
+    # other vehicle's track went with its frames.
+    assert [(row.id, row.read_id, row.member_count) for row in left] == [(tracks[a1], held, 1)]
+    assert left[0].fused_text == "TRK1284"
+    shown = await platform.call(platform.recognition, "GET", f"/v1/reads/{held}", "records")
+    assert shown.json()["plates"][0]["track"]["read_ids"] == [held]

@@ -13,6 +13,7 @@ from lpr_common.deployment_results import deployment_results_lifespan
 from lpr_common.errors import ServiceUnavailable
 from lpr_common.service import create_service_app
 from lpr_recognition.blobs import LocalBlobStore
+from lpr_recognition.fusion.service import FusionConfig
 from lpr_recognition.inference.triton_client import TritonRecognizer
 from lpr_recognition.reads.router import router as reads_router
 from lpr_recognition.retention.router import holds_router, runs_router
@@ -69,6 +70,7 @@ async def reads_runtime(app: FastAPI) -> AsyncIterator[None]:
                 lease_s=settings.recognition_lease_s,
                 retry_base_s=settings.retry_base_s,
                 retry_max_s=settings.retry_max_s,
+                fusion=FusionConfig.of(settings),
             )
             tasks.append(
                 asyncio.create_task(

@@ -47,6 +47,12 @@ class Settings(LprSettings):
     batch_max_reads: int = Field(default=100, ge=1)
     handoff_batch_size: int = Field(default=20, ge=1)
     audit_batch_size: int = Field(default=100, ge=1)
+    # Multi-frame fusion: a camera's reads of one passing vehicle, captured within this
+    # many seconds of each other and close in text, are fused into one track.
+    fusion_enabled: bool = True
+    fusion_window_s: float = Field(default=3.0, ge=0, le=60)
+    # Edits (beyond OCR look-alikes, which are free) between two readings of one vehicle.
+    fusion_max_edits: int = Field(default=1, ge=0, le=2)
 
     @property
     def blob_dir(self) -> Path:

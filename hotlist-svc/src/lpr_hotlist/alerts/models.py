@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import BigInteger, Column, Identity, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Identity, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from lpr_hotlist.db_types import json_column, timestamp_column, utcnow
@@ -29,7 +29,18 @@ class Alert(SQLModel, table=True):
     """A hit: one read matched one hot-list entry."""
 
     __tablename__ = "alerts"
-    __table_args__ = (UniqueConstraint("read_id", "entry_id"), {"schema": SCHEMA})
+    __table_args__ = (
+        UniqueConstraint("read_id", "entry_id"),
+        # One alert per vehicle pass and entry (migration hotlist_0003).
+        Index(
+            "uq_alerts_track_id_entry_id",
+            "track_id",
+            "entry_id",
+            unique=True,
+            postgresql_where=text("track_id IS NOT NULL"),
+        ),
+        {"schema": SCHEMA},
+    )
 
     id: UUID = Field(default_factory=uuid4, primary_key=True)
     agency: str = Field(max_length=16, index=True)
@@ -52,6 +63,12 @@ class Alert(SQLModel, table=True):
     longitude: float | None = None
     heading: float | None = None
     image_available: bool = False
+    # Multi-frame fusion: the vehicle pass (recognition's track) the read is a frame of,
+    # the plate fused over its frames as last sent, and every read of the pass that
+    # matched this entry (``read_id`` is the one that raised the alert).
+    track_id: UUID | None = None
+    fused_plate: str | None = Field(default=None, max_length=10)
+    member_read_ids: list[str] = Field(default_factory=list, sa_column=json_column(nullable=False))
     # The entry, as it was when the alert was raised.
     entry_id: UUID
     list_id: UUID = Field(index=True)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -42,9 +42,36 @@ async def set_alert_count(session: AsyncSession, read_id: UUID, count: int) -> N
 
 
 async def alerts_of_read(session: AsyncSession, read_id: UUID) -> Sequence[Alert]:
-    """A read's alerts, strongest first."""
-    query = select(Alert).where(col(Alert.read_id) == read_id).order_by(col(Alert.rank))
+    """A read's alerts, strongest first: those it raised and those of its pass it joined."""
+    query = (
+        select(Alert)
+        .where(
+            or_(
+                col(Alert.read_id) == read_id,
+                col(Alert.member_read_ids).contains([str(read_id)]),
+            )
+        )
+        .order_by(col(Alert.rank), col(Alert.created_at))
+    )
     return (await session.execute(query)).scalars().all()
+
+
+# Any constant works; the first half of the two-key advisory lock of a vehicle pass.
+_TRACK_LOCK_CLASS = 0x4C50_5254  # "LPRT"
+
+
+async def lock_track(session: AsyncSession, track_id: UUID) -> None:
+    """Hold a vehicle pass's lock until commit, so its frames raise one alert per entry."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(:class, hashtext(:track))"),
+        {"class": _TRACK_LOCK_CLASS, "track": str(track_id)},
+    )
+
+
+async def alert_of_track(session: AsyncSession, *, track_id: UUID, entry_id: UUID) -> Alert | None:
+    """The alert a vehicle pass raised for an entry, if any."""
+    query = select(Alert).where(col(Alert.track_id) == track_id, col(Alert.entry_id) == entry_id)
+    return (await session.execute(query)).scalars().first()
 
 
 async def entries_by_id(session: AsyncSession, ids: Sequence[UUID]) -> dict[UUID, HotListEntry]:

@@ -71,7 +71,10 @@ async def match_read(
     request: Request,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> MatchAnswer:
-    """Match a read's plates against the hot lists and raise alerts (idempotent by read id)."""
+    """Match a read's plates against the hot lists and raise alerts (idempotent by read id).
+
+    Frames of one vehicle pass (same ``plates[].track_id``) raise one alert per entry.
+    """
     if idempotency_key is not None and idempotency_key != str(data.read_id):
         raise InvalidInput.field("Idempotency-Key", "must be the read id")
     live: LiveIndex = request.app.state.live_index
@@ -88,6 +91,8 @@ async def match_read(
         ignored=ignored,
     )
     if events:
+        # Only the alerts raised now: a frame attached to its pass's alert raises none.
+        raised = {event.alert_id for event in events}
         await record(
             request,
             *(
@@ -114,6 +119,7 @@ async def match_read(
                     },
                 )
                 for alert in alerts
+                if alert.id in raised
             ),
         )
         await repository.append_events(session, events)
@@ -133,6 +139,7 @@ async def match_read(
                 list_name=a.entry.get("list_name"),
                 list_category=a.entry.get("list_category"),
                 stale_hotlists=a.stale_hotlists,
+                track_id=a.track_id,
             )
             for a in alerts
         ],

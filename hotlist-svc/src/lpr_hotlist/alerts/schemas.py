@@ -28,6 +28,14 @@ class ReadPlate(BaseModel):
     region: str | None = None
     box: list[float] | None = None
     candidates: list[PlateCandidate] = Field(default_factory=list)
+    track_id: UUID | None = Field(
+        default=None,
+        description="The vehicle pass this frame is part of (multi-frame fusion); one alert "
+        "per pass and entry, later frames attach to it",
+    )
+    track_read_ids: list[UUID] = Field(
+        default_factory=list, max_length=1000, description="The reads of the pass so far"
+    )
 
 
 class MatchRequest(BaseModel):
@@ -59,6 +67,7 @@ class MatchedAlert(BaseModel):
     list_name: str | None = None
     list_category: str | None = None
     stale_hotlists: bool = False
+    track_id: UUID | None = None
 
 
 class MatchAnswer(BaseModel):
@@ -98,6 +107,11 @@ class AlertPublic(BaseModel):
     image_available: bool
     image_url: str | None = None
     crop_url: str | None = None
+    track_id: UUID | None = Field(default=None, description="The vehicle pass (fused frames)")
+    fused_plate: str | None = Field(default=None, description="The plate fused over its frames")
+    member_read_ids: list[UUID] = Field(
+        default_factory=list, description="Every read of the pass that matched the entry"
+    )
     entry_id: UUID
     list_id: UUID
     version_id: UUID | None

@@ -99,6 +99,9 @@ class _Hit:
     read_state: str | None
     confidence: float | None
     box: list[float] | None
+    track_id: UUID | None = None
+    track_read_ids: tuple[UUID, ...] = ()
+    fused_plate: str | None = None
 
     @property
     def key(self) -> tuple[bool, tuple[int, int, int, int], int, int]:
@@ -166,6 +169,9 @@ def _find_hits(state: IndexState, data: MatchRequest, ignored: list[FieldError])
                     read_state,
                     plate.confidence,
                     plate.box,
+                    plate.track_id,
+                    tuple(plate.track_read_ids),
+                    first if plate.track_id is not None else None,
                 )
                 held = best.get(match.entry_id)
                 if held is None or hit.key < held.key:
@@ -184,8 +190,15 @@ async def match_read(
 ) -> tuple[list[Alert], list[AlertEvent]]:
     """Match a read's plates and candidates; raise one alert per matched entry.
 
-    Returns the read's alerts and the events still to append (none on a repeated read id).
-    Fields it could not use (an invalid state) are appended to ``ignored``.
+    Returns the read's alerts and the events still to append (none on a repeated read id),
+    one ``alert.created`` event per alert raised now. Fields it could not use (an invalid
+    state) are appended to ``ignored``.
+
+    Multi-frame fusion: a plate sent with a ``track_id`` is one frame of a vehicle pass.
+    The first frame that hits an entry raises the alert at once; a later frame of the same
+    pass hitting the same entry attaches to that alert (its read joins
+    ``member_read_ids``, the fused plate is updated) instead of raising another. The
+    pass's transaction-scoped advisory lock makes concurrent frames take turns.
 
     Raises:
         InvalidInput: A plate text that is not ``A-Z0-9`` or a capture time without zone.
@@ -209,11 +222,23 @@ async def match_read(
         camera_id=data.camera_id,
     )
     alerts: list[Alert] = []
+    created: list[Alert] = []
     events: list[AlertEvent] = []
+    tracks = sorted({h.track_id for h in hits if h.track_id is not None})
+    for track_id in tracks:  # in one order, so two requests never wait on each other
+        await repository.lock_track(session, track_id)
     for hit in hits:
         entry = entries.get(cast(UUID, hit.match.entry_id))
         if entry is None:
             continue  # the entry's version was replaced between the index and now
+        if hit.track_id is not None:
+            existing = await repository.alert_of_track(
+                session, track_id=hit.track_id, entry_id=entry.id
+            )
+            if existing is not None:
+                _attach(existing, data.read_id, hit)
+                alerts.append(existing)
+                continue
         explanation = hit.match.explanation
         if hit.candidate:
             explanation += f" [alternative reading {hit.candidate} of the plate]"
@@ -244,12 +269,16 @@ async def match_read(
             entry=_entry_snapshot(entry, hit.info),
             stale_hotlists=stale is not None,
             stale_reason=stale,
+            track_id=hit.track_id,
+            fused_plate=hit.fused_plate,
+            member_read_ids=_member_ids([], data.read_id, hit),
         )
         alerts.append(alert)
+        created.append(alert)
         session.add(alert)
     await session.flush()
     await repository.set_alert_count(session, data.read_id, len(alerts))
-    for alert in alerts:
+    for alert in created:
         events.append(
             AlertEvent(
                 alert_id=alert.id,
@@ -268,6 +297,21 @@ async def match_read(
             )
         )
     return alerts, events
+
+
+def _member_ids(known: Sequence[str], read_id: UUID, hit: _Hit) -> list[str]:
+    # Only reads that matched this entry: the read now, and the frames of its pass
+    # (which were all sent with the same fused plate and the frames' own texts).
+    ids = dict.fromkeys([*known, *(str(i) for i in hit.track_read_ids), str(read_id)])
+    return list(ids)
+
+
+def _attach(alert: Alert, read_id: UUID, hit: _Hit) -> None:
+    """A later frame of the alert's vehicle pass hit the same entry: record it on the alert."""
+    alert.member_read_ids = _member_ids(alert.member_read_ids, read_id, hit)
+    if hit.fused_plate is not None:
+        alert.fused_plate = hit.fused_plate
+    alert.updated_at = utcnow()
 
 
 # --- hits for a plate (officers, and partners under an MOU) ----------------------------------

@@ -16,6 +16,7 @@ from lpr_common.context import ContextDep, RequestContext
 from lpr_common.db import SessionDep
 from lpr_common.errors import FieldError, NotFound, PayloadTooLarge, ServiceUnavailable
 from lpr_recognition.blobs import BlobError, BlobStore
+from lpr_recognition.fusion.service import FusionConfig, tracks_of_read
 from lpr_recognition.reads import repository, service
 from lpr_recognition.reads.images import check_image
 from lpr_recognition.reads.models import Read
@@ -149,6 +150,7 @@ async def post_read_batch(
         camera=camera,
         reads=batch.reads,
         now=now,
+        fusion=FusionConfig.of(settings),
     )
     await session.flush()
     _wake_workers(request)
@@ -167,8 +169,9 @@ async def get_read(
     """Show a read, its status and the plates found on it."""
     read = await service.get_visible_read(session, context, read_id)
     plates = await repository.get_plates(session, read)
+    tracks = await tracks_of_read(session, read.id)
     response.headers.update(_data_headers(read, "reads"))
-    return service.public_read(read, plates)
+    return service.public_read(read, plates, tracks)
 
 
 async def _image_of(request: Request, read: Read) -> bytes:

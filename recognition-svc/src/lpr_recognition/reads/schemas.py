@@ -108,6 +108,18 @@ class Candidate(BaseModel):
     confidence: float
 
 
+class TrackPublic(BaseModel):
+    """The vehicle pass a plate belongs to: the camera's frames of it, fused into one plate."""
+
+    id: UUID
+    fused_text: str = Field(description="The plate voted over the frames, weighted by confidence")
+    confidence: float = Field(description="Mean of the fused characters' confidences")
+    character_confidences: list[float]
+    read_ids: list[UUID] = Field(description="The reads (frames) of the pass, in capture order")
+    first_captured_at: datetime
+    last_captured_at: datetime
+
+
 class PlatePublic(BaseModel):
     """A plate found on a read."""
 
@@ -119,6 +131,9 @@ class PlatePublic(BaseModel):
     state: str | None = None
     source: str = Field(description="recognition (Triton) or edge (the camera's own OCR)")
     candidates: list[Candidate] = Field(default_factory=list)
+    track: TrackPublic | None = Field(
+        default=None, description="Multi-frame fusion: the pass this plate is part of"
+    )
 
 
 class ReadPublic(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +17,7 @@ from lpr_common.audit_client import AuditEvent
 from lpr_common.context import RequestContext
 from lpr_common.errors import Conflict, FieldError, InvalidInput, NotFound, PolicyDenied
 from lpr_recognition.blobs import BlobStore
+from lpr_recognition.fusion.service import FusionConfig, TrackView, join_tracks
 from lpr_recognition.reads import repository
 from lpr_recognition.reads.images import CheckedImage
 from lpr_recognition.reads.models import OutboxKind, Plate, Read, ReadKey, ReadStatus
@@ -28,6 +29,7 @@ from lpr_recognition.reads.schemas import (
     PlatePublic,
     ReadMetadata,
     ReadPublic,
+    TrackPublic,
 )
 
 COMPONENT = "recognition"
@@ -269,8 +271,12 @@ async def ingest_batch(
     camera: Camera,
     reads: Sequence[BatchRead],
     now: datetime,
+    fusion: FusionConfig | None = None,
 ) -> list[Ingested]:
-    """Store edge-OCR reads (no image): all of them or, on any refusal, none."""
+    """Store edge-OCR reads (no image): all of them or, on any refusal, none.
+
+    Each read's plate joins its vehicle's track (multi-frame fusion) as it is stored.
+    """
     seen: dict[str, int] = {}
     for position, metadata in enumerate(reads):
         if metadata.camera_read_id in seen:
@@ -321,6 +327,9 @@ async def ingest_batch(
         await repository.add_read(session, read)
         plate = edge_plate_row(read)
         await repository.add_plates(session, [plate])
+        await join_tracks(
+            session, read=read, plates=[plate], config=fusion or FusionConfig(), now=now
+        )
         await repository.add_outbox(
             session,
             kind=OutboxKind.match,
@@ -361,7 +370,21 @@ async def get_visible_read(session: AsyncSession, context: RequestContext, read_
     return read
 
 
-def public_plate(plate: Plate) -> PlatePublic:
+def public_track(view: TrackView) -> TrackPublic:
+    """The API form of a track."""
+    track = view.track
+    return TrackPublic(
+        id=track.id,
+        fused_text=track.fused_text,
+        confidence=track.fused_confidence,
+        character_confidences=list(track.character_confidences),
+        read_ids=view.read_ids,
+        first_captured_at=track.first_captured_at,
+        last_captured_at=track.last_captured_at,
+    )
+
+
+def public_plate(plate: Plate, track: TrackView | None = None) -> PlatePublic:
     """The API form of a stored plate."""
     return PlatePublic(
         index=plate.plate_index,
@@ -372,11 +395,14 @@ def public_plate(plate: Plate) -> PlatePublic:
         state=plate.state,
         source=plate.source,
         candidates=[Candidate.model_validate(c) for c in plate.candidates],
+        track=public_track(track) if track is not None else None,
     )
 
 
-def public_read(read: Read, plates: Sequence[Plate]) -> ReadPublic:
-    """The API form of a stored read."""
+def public_read(
+    read: Read, plates: Sequence[Plate], tracks: Mapping[int, TrackView] | None = None
+) -> ReadPublic:
+    """The API form of a stored read (with the track of each plate on one)."""
     edge = (
         EdgePlate.model_construct(
             text=read.edge_plate, confidence=read.edge_plate_confidence, state=read.edge_plate_state
@@ -403,7 +429,7 @@ def public_read(read: Read, plates: Sequence[Plate]) -> ReadPublic:
         image_available=read.blob_key is not None,
         image_sha256=read.image_sha256,
         edge_plate=edge,
-        plates=[public_plate(p) for p in plates],
+        plates=[public_plate(p, (tracks or {}).get(p.plate_index)) for p in plates],
         attempts=read.attempts,
         last_error=read.last_error,
     )

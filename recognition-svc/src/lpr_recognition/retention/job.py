@@ -19,9 +19,12 @@ One run, in one database transaction:
 5. **Images.** Images of reads that are not preserved are removed once the ``images``
    period has run out, even if the read's metadata stays (its ``blob_key`` is nulled).
    The idempotency keys (``read_keys``) of deleted reads are deleted with them.
-6. One receipt per class goes to audit-svc (``POST /internal/v1/retention-receipts``)
+6. **Tracks.** Deleted reads leave their multi-frame fusion tracks (no foreign key ties
+   a track to a read partition); a track left without frames is deleted, one that keeps
+   some is voted again over them.
+7. One receipt per class goes to audit-svc (``POST /internal/v1/retention-receipts``)
    *before* the transaction commits: if the receipts cannot be recorded, nothing is purged.
-7. After the commit, blob files whose last read is gone are deleted. They are queued in
+8. After the commit, blob files whose last read is gone are deleted. They are queued in
    ``retention_blob_deletions`` inside the transaction, so a crash leaves them queued for
    the next run; a blob shared with a remaining read (same image bytes) is kept.
 """
@@ -45,6 +48,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from lpr_recognition.blobs import BlobStore
+from lpr_recognition.fusion.vote import Frame, fuse
 from lpr_recognition.reads.partitions import partition_name
 from lpr_recognition.retention.config import RetentionConfig
 from lpr_recognition.settings import SCHEMA
@@ -298,6 +302,67 @@ async def _purge_images(
         purged.image_ids[row.id] = row.captured_at
 
 
+async def _forget_track_frames(
+    connection: AsyncConnection, read_ids: list[UUID], now: datetime
+) -> None:
+    """Take purged reads off their tracks (multi-frame fusion).
+
+    A track whose frames are all gone is deleted; one that keeps some frames (others are
+    held or preserved) is voted again over what is left, so nothing purged lives on in it.
+    """
+    touched = [
+        row[0]
+        for row in await connection.execute(
+            text(
+                f'WITH gone AS (DELETE FROM "{SCHEMA}".track_members WHERE read_id = ANY(:ids) '
+                "RETURNING track_id) SELECT DISTINCT track_id FROM gone"
+            ),
+            {"ids": read_ids},
+        )
+    ]
+    if not touched:
+        return
+    await connection.execute(
+        text(
+            f'DELETE FROM "{SCHEMA}".tracks t WHERE t.id = ANY(:ids) AND NOT EXISTS '
+            f'(SELECT 1 FROM "{SCHEMA}".track_members m WHERE m.track_id = t.id)'
+        ),
+        {"ids": touched},
+    )
+    members = (
+        await connection.execute(
+            text(
+                "SELECT track_id, text, confidence, character_confidences, captured_at "
+                f'FROM "{SCHEMA}".track_members WHERE track_id = ANY(:ids)'
+            ),
+            {"ids": touched},
+        )
+    ).all()
+    by_track: dict[UUID, list[Any]] = {}
+    for row in members:
+        by_track.setdefault(row.track_id, []).append(row)
+    for track_id, rows in by_track.items():
+        fused = fuse([Frame.of(r.text, r.confidence, r.character_confidences) for r in rows])
+        await connection.execute(
+            text(
+                f'UPDATE "{SCHEMA}".tracks SET fused_text = :text, fused_confidence = :confidence, '
+                "character_confidences = :characters, member_count = :count, "
+                "first_captured_at = :first, last_captured_at = :last, updated_at = :now "
+                "WHERE id = :id"
+            ),
+            {
+                "id": track_id,
+                "text": fused.text,
+                "confidence": fused.confidence,
+                "characters": list(fused.confidences),
+                "count": len(rows),
+                "first": min(r.captured_at for r in rows),
+                "last": max(r.captured_at for r in rows),
+                "now": now,
+            },
+        )
+
+
 async def _remaining(connection: AsyncConnection, cutoffs: dict[str, Any]) -> dict[str, Any]:
     """Reads past a period that stay, and why (the receipts' preserved counts)."""
     row = (
@@ -477,6 +542,7 @@ class RetentionJob:
                     text(f'DELETE FROM "{SCHEMA}".read_keys WHERE read_id = ANY(:ids)'),
                     {"ids": list(purged.deleted)},
                 )
+                await _forget_track_frames(connection, list(purged.deleted), now)
             remaining = await _remaining(connection, cutoffs)
             if purged.blob_keys:
                 await connection.execute(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from lpr_common.audit_client import AuditClient, AuditEvent
 from lpr_common.deployment_results import DeploymentResults
 from lpr_common.errors import LprError
+from lpr_recognition.fusion import repository as fusion_repository
+from lpr_recognition.fusion.service import TrackView, tracks_of_read
 from lpr_recognition.reads import repository
 from lpr_recognition.reads.models import OutboxKind, OutboxMessage, Plate, Read, ReadStatus
 from lpr_recognition.workers.backoff import retry_delay
@@ -34,8 +37,50 @@ class HandoffRefused(Exception):
     """hotlist-svc did not take the read."""
 
 
-def match_request(read: Read, plates: list[Plate]) -> dict[str, Any]:
-    """The body of ``POST /internal/v1/matches`` (docs/internal-api.md)."""
+MAX_CANDIDATES = 12
+
+
+def _plate_body(plate: Plate, track: TrackView | None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "index": plate.plate_index,
+        "text": plate.normalized_text,
+        "confidence": plate.confidence,
+        "state": plate.state,
+        "region": plate.region,
+        "box": plate.box,
+        "candidates": plate.candidates,
+    }
+    if track is None:
+        return body
+    # The fused plate is what is matched; this frame's own readings and every other
+    # frame's text follow as alternatives, so a hit on any frame still counts.
+    fused = track.track
+    candidates: dict[str, dict[str, Any]] = {}
+    for candidate in (
+        {"text": fused.fused_text, "confidence": fused.fused_confidence},
+        {"text": plate.normalized_text, "confidence": plate.confidence},
+        *plate.candidates,
+        *({"text": m.text, "confidence": m.confidence} for m in track.members),
+    ):
+        candidates.setdefault(str(candidate.get("text")), candidate)
+    body.update(
+        text=fused.fused_text,
+        confidence=fused.fused_confidence,
+        candidates=list(candidates.values())[:MAX_CANDIDATES],
+        track_id=str(fused.id),
+        track_read_ids=[str(i) for i in track.read_ids],
+    )
+    return body
+
+
+def match_request(
+    read: Read, plates: list[Plate], tracks: Mapping[int, TrackView] | None = None
+) -> dict[str, Any]:
+    """The body of ``POST /internal/v1/matches`` (docs/internal-api.md).
+
+    A plate on a track (multi-frame fusion) is sent as the track's fused plate, with its
+    ``track_id``: hotlist-svc raises one alert per track and hot-list entry.
+    """
     return {
         "read_id": str(read.id),
         "agency": read.agency,
@@ -48,15 +93,7 @@ def match_request(read: Read, plates: list[Plate]) -> dict[str, Any]:
         "heading": read.heading,
         "image_available": read.blob_key is not None,
         "plates": [
-            {
-                "index": plate.plate_index,
-                "text": plate.normalized_text,
-                "confidence": plate.confidence,
-                "state": plate.state,
-                "region": plate.region,
-                "box": plate.box,
-                "candidates": plate.candidates,
-            }
+            _plate_body(plate, (tracks or {}).get(plate.plate_index))
             for plate in plates
             if plate.normalized_text
         ],
@@ -132,6 +169,8 @@ class HandoffWorker:
         async with self._sessionmaker() as session:
             read = await repository.get_read(session, message.read_id) if message.read_id else None
             plates = await repository.get_plates(session, read) if read else []
+            # Read at delivery: later frames of the vehicle may have changed the fused plate.
+            tracks = await tracks_of_read(session, read.id) if read else {}
         if read is None:  # purged by retention meanwhile: nothing left to match
             async with self._sessionmaker() as session, session.begin():
                 await repository.delete_outbox(session, [message.id])
@@ -139,7 +178,7 @@ class HandoffWorker:
         try:
             response = await self._hotlist.post(
                 MATCHES_PATH,
-                json=match_request(read, plates),
+                json=match_request(read, plates, tracks),
                 headers={"Idempotency-Key": str(read.id)},
                 timeout=self._timeout_s,
             )
@@ -160,8 +199,15 @@ class HandoffWorker:
                 "last_error": None,
             }
             if alerts:
-                # IACP B.1.b: a read tied to a hit is kept beyond the retention period.
+                # IACP B.1.b: a read tied to a hit is kept beyond the retention period,
+                # and so is every frame of the same vehicle pass.
                 values["preserved"] = True
+                await fusion_repository.preserve_reads(
+                    session,
+                    sorted(
+                        {(m.read_id, m.captured_at) for t in tracks.values() for m in t.members}
+                    ),
+                )
             await repository.update_read(session, read, **values)
             await repository.delete_outbox(session, [message.id])
         return 1

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from lpr_common.plates import InvalidPlate, normalize_plate
 from lpr_recognition.blobs import BlobError, BlobStore
+from lpr_recognition.fusion.service import FusionConfig, join_tracks
 from lpr_recognition.inference.errors import InvalidImage, RecognitionUnavailable
 from lpr_recognition.inference.pipeline import PlateResult
 from lpr_recognition.reads import repository
@@ -79,6 +80,7 @@ class RecognitionWorker:
         lease_s: float,
         retry_base_s: float,
         retry_max_s: float,
+        fusion: FusionConfig | None = None,
     ) -> None:
         """Configure the worker (see the service settings of the same names)."""
         self._sessionmaker = sessionmaker
@@ -89,6 +91,7 @@ class RecognitionWorker:
         self._lease = timedelta(seconds=lease_s)
         self._retry_base_s = retry_base_s
         self._retry_max_s = retry_max_s
+        self._fusion = fusion or FusionConfig()
 
     async def run_once(self) -> int:
         """Claim up to ``concurrency`` due reads and process them; return how many."""
@@ -134,6 +137,18 @@ class RecognitionWorker:
                 next_attempt_at=now,
             )
             await repository.add_plates(session, plates)
+            # The frame joins its vehicle's track now; its handoff (queued below) sends
+            # the track's fused plate as it stands when delivered.
+            await join_tracks(
+                session,
+                read=read,
+                plates=plates,
+                config=self._fusion,
+                now=now,
+                character_confidences={
+                    index: result.character_confidences for index, result in enumerate(results)
+                },
+            )
             if any(p.normalized_text for p in plates):
                 await repository.add_outbox(
                     session,

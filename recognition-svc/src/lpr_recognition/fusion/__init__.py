@@ -1,0 +1,1 @@
+"""Multi-frame fusion: the frames of one passing vehicle fused into one plate (a track)."""
