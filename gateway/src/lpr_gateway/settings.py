@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from lpr_common.settings import LprSettings
@@ -37,6 +38,9 @@ class Settings(LprSettings):
     # How often each replica re-reads the runtime policy rows when no NOTIFY arrives.
     gateway_policy_poll_s: float = 5.0
     gateway_outbox_flush_s: float = 2.0
+    # access.result events (what a read's answer carried) are sent after the answer, in
+    # batches gathered over this long: fewer calls to audit-svc under load.
+    gateway_result_linger_s: float = Field(default=0.1, ge=0, le=5)
     # How long a caller's policy subject (user, training, approvals, MOU) is reused. Any
     # write to those rows empties the cache at once (NOTIFY); 0 turns the cache off.
     gateway_subject_cache_s: float = 5.0

@@ -106,8 +106,9 @@ async def _prune_signatures(app: FastAPI) -> None:
 class ResultLog:
     """Appends ``access.result`` events off the request path, in batches, in order."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, *, linger_s: float = 0.0) -> None:
         self._app = app
+        self._linger_s = linger_s
         self._queue: asyncio.Queue[AuditEvent] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -144,6 +145,8 @@ class ResultLog:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            if self._linger_s > 0:
+                await asyncio.sleep(self._linger_s)
             while len(batch) < RESULT_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
@@ -171,7 +174,8 @@ class ResultLog:
 @asynccontextmanager
 async def result_log(app: FastAPI) -> AsyncIterator[None]:
     """Lifespan hook: the sender of ``access.result`` events (``app.state.result_log``)."""
-    log = ResultLog(app)
+    settings: Settings = app.state.settings
+    log = ResultLog(app, linger_s=settings.gateway_result_linger_s)
     app.state.result_log = log
     log.start()
     try:
