@@ -29,7 +29,6 @@ import io
 import json
 import math
 import os
-import re
 import secrets
 import shutil
 import statistics
@@ -50,7 +49,7 @@ import numpy as np
 
 from lpr_common.migrations import upgrade
 from lpr_common.settings import LprSettings
-from lpr_recognition.search.repository import SearchQuery, build_search_sql
+from lpr_recognition.search.repository import SearchQuery, build_search_sql, positional
 from lpr_recognition.search.schemas import SearchRequest
 from lpr_recognition.search.service import build_query
 from lprctl.postgres import EmbeddedPostgres, free_port
@@ -333,22 +332,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     return round(ordered[rank] * 1000, 2)
 
 
-_PARAM = re.compile(r"(?<!:):([a-z_]+)")
-
-
-def to_asyncpg(sql: str, params: dict[str, Any]) -> tuple[str, list[Any]]:
-    """SQLAlchemy ``:name`` parameters to asyncpg's ``$n``."""
-    order: list[str] = []
-
-    def number(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in order:
-            order.append(name)
-        return f"${order.index(name) + 1}"
-
-    return _PARAM.sub(number, sql), [params[name] for name in order]
-
-
 def raw_query(body: dict[str, Any]) -> SearchQuery:
     """The query the recognition service builds for ``body`` (same code path)."""
     request = SearchRequest.model_validate(body)
@@ -370,7 +353,7 @@ async def time_both(
         async with httpx.AsyncClient(base_url=gateway_url, timeout=60) as client:
             for position, body in enumerate(bodies):
                 sql, params = build_search_sql(raw_query(body))
-                statement, args = to_asyncpg(sql, {**params, "limit": body["limit"] + 1})
+                statement, args = positional(sql, {**params, "limit": body["limit"] + 1})
                 headers = {"Authorization": f"Bearer {await officer.token(client)}"}
                 measured: dict[str, float] = {}
                 for which in ("raw", "gateway") if position % 2 else ("gateway", "raw"):
