@@ -7,15 +7,17 @@ of conftest.py (answering with the documented headers), plus a hot-list stand-in
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from gateway.tests.conftest import (
     PARTNER_AGENCY,
@@ -27,7 +29,7 @@ from gateway.tests.conftest import (
     upstream_app,
 )
 from lpr_common.context import ContextDep
-from lpr_common.errors import install_problem_handlers
+from lpr_common.errors import RateLimited, install_problem_handlers
 from lpr_common.service import context_keys
 from lpr_gateway.app import create_app
 from lpr_gateway.governance.models import MouRecord
@@ -310,21 +312,35 @@ async def test_officers_are_not_rate_limited_as_partners(marked_gateway: Gateway
     assert statuses == {200}
 
 
-def test_partner_limits_by_agency_override_the_default() -> None:
+async def test_partner_limits_by_agency_override_the_default(engine: AsyncEngine) -> None:
     from lpr_gateway.access.rate_limit import Limit, PartnerRateLimiter, parse_overrides
 
-    now = [0.0]
-    limiter = PartnerRateLimiter(
-        Limit(60, 2), parse_overrides({"TX0030000": "60/1"}), clock=lambda: now[0]
-    )
-    limiter.check("tx-client", "TX0030000")
-    with pytest.raises(Exception, match="rate limit") as refused:
-        limiter.check("tx-client", "TX0030000")
-    assert refused.value.headers == {"Retry-After": "1"}  # type: ignore[attr-defined]
-    now[0] += 1.0
-    limiter.check("tx-client", "TX0030000")
-    limiter.check("nv-client", "NV0020000")
-    limiter.check("nv-client", "NV0020000")
+    limiter = PartnerRateLimiter(Limit(60, 2), parse_overrides({"TX0030000": "60/1"}))
+    tx, nv = f"tx-client-{uuid4()}", f"nv-client-{uuid4()}"
+    await limiter.check(engine, tx, "TX0030000")
+    with pytest.raises(RateLimited, match="rate limit") as refused:
+        await limiter.check(engine, tx, "TX0030000")
+    assert refused.value.headers == {"Retry-After": "1"}
+    await limiter.check(engine, nv, "NV0020000")
+    await limiter.check(engine, nv, "NV0020000")
+    await asyncio.sleep(1.05)  # one token a second: the next one is back
+    await limiter.check(engine, tx, "TX0030000")
+
+
+async def test_the_limit_holds_across_gateway_replicas(engine: AsyncEngine) -> None:
+    from lpr_gateway.access.rate_limit import Limit, PartnerRateLimiter
+
+    # Two replicas, each with its own limiter object, share the partner's one bucket.
+    replicas = [PartnerRateLimiter(Limit(6, 3)) for _ in range(2)]
+    client = f"shared-client-{uuid4()}"
+    outcomes = []
+    for turn in range(6):
+        try:
+            await replicas[turn % 2].check(engine, client, "NV0020000")
+            outcomes.append("ok")
+        except RateLimited:
+            outcomes.append("429")
+    assert outcomes == ["ok", "ok", "ok", "429", "429", "429"]
 
 
 async def test_openapi_has_a_partner_tag_with_examples(gateway: Gateway) -> None:

@@ -280,7 +280,7 @@ async def guard(request: Request, response: Response, session: SessionDep) -> Ca
     _describe(event, principal)
     if principal.kind is SubjectKind.PARTNER:
         try:
-            limiter_of(app, settings).check(principal.id, principal.agency)
+            await limiter_of(app, settings).check(app.state.engine, principal.id, principal.agency)
         except RateLimited as error:
             raise await _deny(app, event, error, rule=rate_limit.RULE, durable=False, clause="D.2")
     assert rule.resource is not None
