@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from lpr_audit.chain import verify_bundle
 from lpr_audit.retention.service import deleted_ids_digest
@@ -325,3 +326,22 @@ async def test_dissemination_log_query_and_export_for_administrators(
     report = verify_bundle(bundle.content)
     assert report.ok, report.to_json()
     assert report.checked == 2
+
+
+def test_shift_hours_are_read_on_the_agencys_clock() -> None:
+    from lpr_audit.access_log.misuse import off_shift, rules
+    from lpr_audit.settings import Settings
+
+    pacific = Settings(audit_shift_timezone="America/Los_Angeles")
+    # 03:00 UTC on a winter day is 19:00 the evening before in California: on shift there.
+    evening = datetime(2026, 1, 15, 3, 0, tzinfo=UTC)
+    assert not off_shift(evening, pacific)
+    assert off_shift(evening, Settings())  # read as UTC it would be 03:00: off shift
+    # 13:00 UTC is 05:00 in California: before the 06:00 start.
+    assert off_shift(datetime(2026, 1, 15, 13, 0, tzinfo=UTC), pacific)
+    statement = next(
+        r.statement for r in rules(pacific) if r.rule == "searches-outside-shift-hours"
+    )
+    assert statement.endswith("06:00-22:00 America/Los_Angeles")
+    with pytest.raises(ValueError, match="unknown IANA time zone"):
+        Settings(audit_shift_timezone="Mars/Olympus_Mons")

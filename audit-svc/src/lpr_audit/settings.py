@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from lpr_common.settings import LprSettings
@@ -28,9 +30,21 @@ class Settings(LprSettings):
     # Signed checkpoints: every interval, and sooner once this many records were appended.
     audit_checkpoint_interval_s: float = Field(default=60.0, gt=0)
     audit_checkpoint_every_records: int = Field(default=10000, ge=1)
-    # Misuse report: shift hours (UTC, start inclusive, end exclusive) and thresholds.
+    # Misuse report: shift hours (start inclusive, end exclusive) on the agency's clock,
+    # an IANA time zone such as "America/Los_Angeles", and thresholds.
     audit_shift_start_hour: int = Field(default=6, ge=0, le=23)
     audit_shift_end_hour: int = Field(default=22, ge=0, le=24)
+    audit_shift_timezone: str = "UTC"
+
+    @field_validator("audit_shift_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown IANA time zone {value!r}") from error
+        return value
+
     audit_misuse_min_searches: int = Field(default=5, ge=1)
     audit_misuse_peer_factor: float = Field(default=3.0, gt=0)
     audit_misuse_distinct_cases: int = Field(default=3, ge=2)

@@ -10,6 +10,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from lpr_audit.access_log.repository import SearchRow
 from lpr_audit.access_log.schemas import MisuseFlag, MisuseReport, MisuseRule
@@ -44,7 +45,8 @@ def rules(settings: Settings) -> list[MisuseRule]:
             statement=(
                 f"at least {s.audit_misuse_min_searches} searches, of which at least "
                 f"{s.audit_misuse_off_shift_share:.0%} outside shift hours "
-                f"{s.audit_shift_start_hour:02d}:00-{s.audit_shift_end_hour:02d}:00 UTC"
+                f"{s.audit_shift_start_hour:02d}:00-{s.audit_shift_end_hour:02d}:00 "
+                f"{s.audit_shift_timezone}"
             ),
         ),
         MisuseRule(
@@ -57,8 +59,9 @@ def rules(settings: Settings) -> list[MisuseRule]:
     ]
 
 
-def _off_shift(moment: datetime, settings: Settings) -> bool:
-    hour = moment.hour
+def off_shift(moment: datetime, settings: Settings) -> bool:
+    """True when ``moment`` falls outside shift hours on the agency's clock."""
+    hour = moment.astimezone(ZoneInfo(settings.audit_shift_timezone)).hour
     start, end = settings.audit_shift_start_hour, settings.audit_shift_end_hour
     within = start <= hour < end if start <= end else hour >= start or hour < end
     return not within
@@ -113,7 +116,7 @@ def evaluate(
                 )
 
     for user, user_rows in sorted(by_user.items()):
-        outside = sum(1 for row in user_rows if _off_shift(row.occurred_at, settings))
+        outside = sum(1 for row in user_rows if off_shift(row.occurred_at, settings))
         share = outside / len(user_rows)
         if (
             len(user_rows) >= settings.audit_misuse_min_searches
