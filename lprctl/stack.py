@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 
-from lpr_common.context import CONTEXT_KEY_NAME
+from lpr_common.context import CONTEXT_KEY_NAME, service_key_name
+from lpr_common.context import SERVICES as SERVICE_NAMES
 from lpr_common.db import redact_url
 from lpr_common.keys import load_or_create_ed25519
 from lpr_common.settings import DEFAULT_DATABASE_PORT, LprSettings
@@ -192,6 +193,8 @@ class Stack:
             )
         # Keys first, so that no two services race to create them.
         load_or_create_ed25519(self.settings.keys_dir, CONTEXT_KEY_NAME)
+        for service in SERVICE_NAMES:
+            load_or_create_ed25519(self.settings.keys_dir, service_key_name(service))
         try:
             database_url = self._start_database()
             self._migrate(database_url)

@@ -823,3 +823,25 @@ def test_dockerignore_keeps_secrets_out_and_sources_in() -> None:
     assert needed
     missing = sorted(p for p in needed if _dockerignore_excludes(patterns, p))
     assert not missing, f".dockerignore drops files the Dockerfiles copy: {missing}"
+
+
+def test_only_the_gateway_is_given_the_key_that_signs_users_contexts() -> None:
+    from lpr_common.context import CONTEXT_KEY_NAME, SERVICES, service_key_name
+
+    for service in SERVICES:
+        documents = yaml.safe_load_all((BASE / f"{service}.yaml").read_text())
+        deployment = next(d for d in documents if d and d.get("kind") == "Deployment")
+        volumes = deployment["spec"]["template"]["spec"]["volumes"]
+        keys = next(v for v in volumes if v["name"] == "keys")["secret"]
+        files = {item["path"] for item in keys["items"]}
+        private = {f for f in files if not f.endswith(".pub.pem")}
+        assert f"{service_key_name(service)}.pem" in private, service
+        assert (f"{CONTEXT_KEY_NAME}.pem" in private) == (service == "gateway"), service
+        assert (
+            not {f"{service_key_name(other)}.pem" for other in SERVICES if other != service}
+            & private
+        )
+        # Every service can verify the gateway's contexts and every service's calls.
+        assert {f"{CONTEXT_KEY_NAME}.pub.pem"} | {
+            f"{service_key_name(s)}.pub.pem" for s in SERVICES
+        } <= files

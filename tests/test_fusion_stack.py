@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from lpr_common.context import CONTEXT_KEY_NAME, ContextSigner, service_context_auth
-from lpr_common.keys import load_or_create_ed25519
+from lpr_common.context import service_context_auth
+from lpr_common.service import service_signer
 from lprctl.demo_steps import recognition as recognition_steps
 from lprctl.pytest_plugin import RunningStack
 from lprctl.stack_client import StackClient, random_plate, unique, wait_for
@@ -87,9 +87,7 @@ def test_frames_of_one_pass_matched_concurrently_raise_one_alert(
     plate = random_plate()
     list_id = stack_client.hotlist()
     stack_client.import_list(list_id, ["plate,state", f"{plate},CA"], format="csv")
-    signer = ContextSigner(
-        load_or_create_ed25519(running_stack.settings.keys_dir, CONTEXT_KEY_NAME)
-    )
+    signer = service_signer(running_stack.settings.keys_dir, "recognition")
     camera = str(uuid.uuid4())
 
     def frame(track_id: str, read_ids: list[str]) -> dict[str, Any]:

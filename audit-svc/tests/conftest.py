@@ -16,6 +16,7 @@ from lpr_audit.chain import load_or_create_checkpoint_key
 from lpr_audit.settings import Settings
 from lpr_common.context import CONTEXT_HEADER, CONTEXT_KEY_NAME, ContextSigner, RequestContext
 from lpr_common.keys import load_or_create_ed25519
+from lpr_common.service import service_signer
 from lprctl.pytest_plugin import app_client
 
 ContextHeaders = Callable[..., dict[str, str]]
@@ -58,7 +59,11 @@ def context_headers(audit_settings: Settings) -> ContextHeaders:
                 "issued_at": datetime.now(UTC),
             }
         )
-        return {CONTEXT_HEADER: signer.sign(context)}
+        # A service signs as itself (its own key); everyone else's context is the gateway's.
+        chosen = (
+            service_signer(audit_settings.keys_dir, subject_id) if kind == "service" else signer
+        )
+        return {CONTEXT_HEADER: chosen.sign(context)}
 
     return mint
 

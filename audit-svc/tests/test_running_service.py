@@ -9,8 +9,8 @@ import pytest
 
 from lpr_audit.chain import load_or_create_checkpoint_key
 from lpr_audit.tools import verify_database
-from lpr_common.context import CONTEXT_KEY_NAME, ContextSigner, service_context_auth
-from lpr_common.keys import load_or_create_ed25519
+from lpr_common.context import service_context_auth
+from lpr_common.service import service_signer
 from lprctl.pytest_plugin import RunningStack
 
 
@@ -19,8 +19,7 @@ async def test_concurrent_requests_to_the_running_service_form_one_chain(
     running_stack: RunningStack,
 ) -> None:
     keys_dir = running_stack.settings.keys_dir
-    signer = ContextSigner(load_or_create_ed25519(keys_dir, CONTEXT_KEY_NAME))
-    auth = service_context_auth(signer, "gateway")
+    auth = service_context_auth(service_signer(keys_dir, "gateway"), "gateway")
     async with httpx.AsyncClient(base_url=running_stack.url("audit"), auth=auth) as client:
 
         async def post(index: int) -> dict[str, int]:

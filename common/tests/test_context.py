@@ -86,3 +86,48 @@ def test_concurrent_first_starts_agree_on_one_key(tmp_path: Path) -> None:
         keys = list(pool.map(lambda _: load_or_create_ed25519(directory, "shared"), range(16)))
     assert len({key.public_key().public_bytes_raw() for key in keys}) == 1
     assert sorted(p.name for p in directory.iterdir()) == ["shared.pem", "shared.pub.pem"]
+
+
+def service_context(service: str) -> RequestContext:
+    return make_context(
+        subject_kind="service", subject_id=service, agency="*", roles=["service"], purpose=None
+    )
+
+
+def test_a_service_signs_as_itself_and_cannot_mint_a_users_context(tmp_path: Path) -> None:
+    from lpr_common.service import context_keys
+    from lpr_common.settings import LprSettings
+
+    settings = LprSettings(data_dir=tmp_path / "data", environment="test")
+    hotlist_signer, verifier = context_keys(settings, "hotlist")
+    recognition_signer, _ = context_keys(settings, "recognition")
+    gateway = ContextSigner(load_or_create_ed25519(settings.keys_dir, "context_ed25519"))
+
+    def check(signer: ContextSigner, context: RequestContext) -> RequestContext:
+        return verifier.verify(signer.sign(context), method="POST", path="/v1/reads/search")
+
+    assert check(hotlist_signer, service_context("hotlist")).subject_id == "hotlist"
+    assert check(gateway, make_context()).subject_id == "officer-1"
+    # A back-end service holds only its own key: an officer's context it signs is refused,
+    # and so is a context claiming to come from another service.
+    with pytest.raises(Unauthenticated):
+        check(hotlist_signer, make_context())
+    with pytest.raises(Unauthenticated):
+        check(hotlist_signer, service_context("recognition"))
+    with pytest.raises(Unauthenticated, match="unknown service"):
+        check(recognition_signer, service_context("lprctl"))
+    assert check(recognition_signer, service_context("recognition")).subject_id == "recognition"
+
+
+def test_in_production_the_gateways_public_key_must_be_provisioned(tmp_path: Path) -> None:
+    from lpr_common.service import context_keys
+    from lpr_common.settings import LprSettings
+
+    settings = LprSettings(
+        data_dir=tmp_path / "data",
+        environment="production",
+        database_url="postgresql://lpr@db.example/lpr",
+    )
+    with pytest.raises(RuntimeError, match=r"context_ed25519\.pub\.pem is missing"):
+        context_keys(settings, "recognition")
+    assert not (settings.keys_dir / "context_ed25519.pem").exists()

@@ -317,7 +317,7 @@ async def audit_spy(service_env: dict[str, str]) -> AsyncIterator[AuditSpy]:
     real = _real_audit_app()
     if real is None:
         app = _audit_contract_app()
-        app.state.context_verifier = context_keys(Settings())[1]
+        app.state.context_verifier = context_keys(Settings(), "audit")[1]
         yield AuditSpy(httpx.ASGITransport(app=app))
         return
     async with real.router.lifespan_context(real):
@@ -332,7 +332,7 @@ async def open_gateway(
     transports: dict[str, httpx.AsyncBaseTransport] = {"audit-log": audit_spy}
     for name in ("recognition", "hotlist", "audit"):
         upstream = upstream_app(name)
-        upstream.state.context_verifier = context_keys(settings)[1]
+        upstream.state.context_verifier = context_keys(settings, name)[1]
         transports[name] = httpx.ASGITransport(app=upstream)
     app.state.upstream_transports = transports
     async with app_client(app, session) as client:

@@ -226,7 +226,7 @@ async def marked_gateway(
         gateway_partner_rate_limits={"TX0030000": "60/1"},
     )
     app = create_app(settings)
-    verifier = context_keys(settings)[1]
+    verifier = context_keys(settings, "recognition")[1]
     transports: dict[str, httpx.AsyncBaseTransport] = {"audit-log": audit_spy}
     for name, upstream in (
         ("recognition", upstream_app("recognition")),

@@ -24,11 +24,11 @@ import httpx
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from lpr_common.audit_client import AuditClient
-from lpr_common.context import CONTEXT_KEY_NAME, ContextSigner, RequestContext, service_context_auth
+from lpr_common.context import RequestContext, service_context_auth
 from lpr_common.db import build_engine, build_sessionmaker
 from lpr_common.errors import LprError
 from lpr_common.http import build_client
-from lpr_common.keys import load_or_create_ed25519
+from lpr_common.service import service_signer
 from lpr_hotlist.access import audit_event
 from lpr_hotlist.hotlists import repository, service
 from lpr_hotlist.hotlists.models import HotListSource
@@ -63,7 +63,7 @@ async def _import_direct(args: argparse.Namespace, data: bytes, progress: Progre
     settings = Settings()
     agency = args.agency or settings.agency
     engine = build_engine(settings.database_url, pool_size=2)
-    signer = ContextSigner(load_or_create_ed25519(settings.keys_dir, CONTEXT_KEY_NAME))
+    signer = service_signer(settings.keys_dir, "hotlist")
     audit_http = build_client(settings.audit_url, auth=service_context_auth(signer, "hotlist"))
     context = RequestContext(
         subject_kind="service",

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
-from lpr_common.context import CONTEXT_KEY_NAME, ContextSigner, service_context_auth
+from lpr_common.context import service_context_auth
 from lpr_common.db import build_engine
-from lpr_common.keys import load_or_create_ed25519
+from lpr_common.service import service_signer
 from lpr_recognition.blobs import LocalBlobStore
 from lpr_recognition.retention.config import RetentionConfig
 from lpr_recognition.retention.job import RetentionJob, RunResult
@@ -19,7 +19,7 @@ from lpr_recognition.settings import Settings
 
 
 async def _run(settings: Settings) -> RunResult:
-    signer = ContextSigner(load_or_create_ed25519(settings.keys_dir, CONTEXT_KEY_NAME))
+    signer = service_signer(settings.keys_dir, "recognition")
     engine = build_engine(settings.database_url, pool_size=2)
     try:
         async with httpx.AsyncClient(

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from lpr_common.audit_client import AuditClient
 from lpr_common.context import ContextSigner, service_context_auth
 from lpr_common.db import build_engine, build_sessionmaker
+from lpr_common.testing import service_auth_signer
 from lpr_recognition.app import create_app
 from lpr_recognition.blobs import LocalBlobStore
 from lpr_recognition.inference.errors import RecognitionUnavailable
@@ -292,7 +293,7 @@ async def test_the_handoff_marks_the_read_matched_by_hotlist_svc(
         pytest.skip("hotlist-svc has no /internal/v1/matches yet")
     read_id = await _recognized_read(sessionmaker, settings, camera)
     async with app_client(hotlist_app) as hotlist:
-        hotlist.auth = service_context_auth(signer, "recognition")
+        hotlist.auth = service_context_auth(service_auth_signer("recognition"), "recognition")
         await make_due(sessionmaker)
         delivered = 0
         for _ in range(20):  # the hot-list index may still be loading
@@ -383,7 +384,7 @@ async def test_ingest_events_wait_in_the_outbox_while_audit_is_down_then_are_rec
         pytest.skip("audit-svc has no /internal/v1/events yet")
     await make_due(sessionmaker)
     async with app_client(audit_app) as audit:
-        audit.auth = service_context_auth(signer, "recognition")
+        audit.auth = service_context_auth(service_auth_signer("recognition"), "recognition")
         delivered = await _audit_worker(sessionmaker, AuditClient(audit)).deliver_audit()
     assert delivered >= 3
     assert await _queued_events(sessionmaker, read_ids) == 0

@@ -30,6 +30,7 @@ from lpr_common.audit_client import AuditClient
 from lpr_common.context import ContextSigner, RequestContext, service_context_auth
 from lpr_common.db import build_engine
 from lpr_common.migrations import upgrade
+from lpr_common.testing import context_signer
 from lpr_recognition.app import create_app
 from lpr_recognition.blobs import blob_key
 from lpr_recognition.retention.job import RetentionJob, deleted_ids_sha256
@@ -167,11 +168,11 @@ async def platform(
         app_client(audit_app, base_url="http://audit") as audit,
         app_client(recognition_app) as recognition,
     ):
-        signer: ContextSigner = recognition_app.state.context_signer
+        signer: ContextSigner = context_signer(recognition_app.state.settings.keys_dir)
         peer = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=audit_app),
             base_url="http://audit",
-            auth=service_context_auth(signer, "recognition"),
+            auth=service_context_auth(recognition_app.state.service_signer, "recognition"),
         )
         recognition_app.state.audit = AuditClient(peer)
         job: RetentionJob = recognition_app.state.retention

@@ -28,6 +28,18 @@ from lpr_common.errors import PolicyDenied, Unauthenticated
 
 CONTEXT_HEADER = "X-LPR-Context"
 CONTEXT_KEY_NAME = "context_ed25519"
+"""The gateway's key: it alone signs contexts of users, partners and cameras."""
+
+SERVICES = ("gateway", "recognition", "hotlist", "audit")
+"""The services that may sign ``subject_kind=service`` contexts, each with its own key."""
+
+
+def service_key_name(service: str) -> str:
+    """File name stem of ``service``'s own signing key in the keys directory."""
+    if service not in SERVICES:
+        raise ValueError(f"not a platform service: {service!r}")
+    return f"service_{service}_ed25519"
+
 
 SubjectKind = Literal["user", "partner", "camera", "service"]
 
@@ -78,11 +90,25 @@ class ContextSigner:
 
 
 class ContextVerifier:
-    """Verifies request contexts (service side)."""
+    """Verifies request contexts (service side).
 
-    def __init__(self, public_key: Ed25519PublicKey, *, max_age: timedelta) -> None:
+    A context of a user, partner or camera must be signed with the gateway's key
+    (``public_key``). A ``service`` context must be signed with the key of the service it
+    names, looked up by ``service_keys``: a back-end service holds only its own private
+    key, so it can sign calls as itself but cannot mint a user's context. Without
+    ``service_keys`` every context is checked against ``public_key``.
+    """
+
+    def __init__(
+        self,
+        public_key: Ed25519PublicKey,
+        *,
+        max_age: timedelta,
+        service_keys: Callable[[str], Ed25519PublicKey | None] | None = None,
+    ) -> None:
         self._key = public_key
         self._max_age = max_age
+        self._service_keys = service_keys
 
     def verify(self, header: str | None, *, method: str, path: str) -> RequestContext:
         """Return the context if the header is authentic, fresh and minted for this request."""
@@ -91,8 +117,18 @@ class ContextVerifier:
         try:
             payload_b64, signature_b64 = header.split(".", 1)
             payload = _unb64(payload_b64)
-            self._key.verify(_unb64(signature_b64), payload)
             context = RequestContext.model_validate_json(payload)
+            key = self._key
+            if context.subject_kind == "service" and self._service_keys is not None:
+                service_key = (
+                    self._service_keys(context.subject_id)
+                    if context.subject_id in SERVICES
+                    else None
+                )
+                if service_key is None:
+                    raise Unauthenticated("signed request context of an unknown service")
+                key = service_key
+            key.verify(_unb64(signature_b64), payload)
         except (ValueError, binascii.Error, InvalidSignature, ValidationError):
             raise Unauthenticated("invalid signed request context")
         age = datetime.now(UTC) - context.issued_at

@@ -131,7 +131,7 @@ def deployment_results_lifespan(service: str, interval_s: float = 1.0) -> Callab
     async def hook(app: FastAPI) -> AsyncIterator[None]:
         client = build_client(
             peer_url(app.state.settings, "gateway"),
-            auth=service_context_auth(app.state.context_signer, service),
+            auth=service_context_auth(app.state.service_signer, service),
             retries=1,
         )
         results = DeploymentResults(client)

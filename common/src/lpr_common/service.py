@@ -7,9 +7,11 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -20,11 +22,12 @@ from lpr_common.context import (
     ContextSigner,
     ContextVerifier,
     service_context_auth,
+    service_key_name,
 )
 from lpr_common.db import build_engine, build_sessionmaker, check_database
 from lpr_common.errors import PROBLEM_RESPONSES, LprError, install_problem_handlers
 from lpr_common.http import build_client
-from lpr_common.keys import load_or_create_ed25519
+from lpr_common.keys import load_ed25519_public, load_or_create_ed25519
 from lpr_common.settings import LprSettings
 from lpr_common.telemetry import instrument_app, instrument_engine, setup_tracing
 
@@ -41,13 +44,57 @@ class Health(BaseModel):
     checks: dict[str, str] = {}
 
 
-def context_keys(settings: LprSettings) -> tuple[ContextSigner, ContextVerifier]:
-    """Signer and verifier from the platform's context key in the keys directory."""
-    key = load_or_create_ed25519(settings.keys_dir, CONTEXT_KEY_NAME)
+def service_signer(keys_dir: Path, service: str) -> ContextSigner:
+    """``service``'s own signer for the calls it makes as itself (key made at first start)."""
+    return ContextSigner(load_or_create_ed25519(keys_dir, service_key_name(service)))
+
+
+class ServiceKeys:
+    """The services' public keys, read from the keys directory when first needed.
+
+    Read lazily because the services start in any order: a key that is not there yet is
+    looked for again on the next call.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._keys: dict[str, Ed25519PublicKey] = {}
+
+    def __call__(self, service: str) -> Ed25519PublicKey | None:
+        key = self._keys.get(service)
+        if key is None:
+            path = self._directory / f"{service_key_name(service)}.pub.pem"
+            if not path.exists():
+                return None
+            key = self._keys[service] = load_ed25519_public(path)
+        return key
+
+
+def gateway_public_key(settings: LprSettings) -> Ed25519PublicKey:
+    """The public half of the gateway's context key.
+
+    Outside production a missing key pair is created (one data directory serves every
+    service there); in production the public key must have been provisioned.
+    """
+    path = settings.keys_dir / f"{CONTEXT_KEY_NAME}.pub.pem"
+    if path.exists():
+        return load_ed25519_public(path)
+    if settings.environment == "production":
+        raise RuntimeError(
+            f"{path} is missing: provision the gateway's public context key "
+            "(k8s/README.md, Secrets)"
+        )
+    return load_or_create_ed25519(settings.keys_dir, CONTEXT_KEY_NAME).public_key()
+
+
+def context_keys(settings: LprSettings, service: str) -> tuple[ContextSigner, ContextVerifier]:
+    """``service``'s own signer, and the verifier of the contexts it receives."""
     verifier = ContextVerifier(
-        key.public_key(), max_age=timedelta(seconds=settings.context_max_age_s)
+        gateway_public_key(settings),
+        max_age=timedelta(seconds=settings.context_max_age_s),
+        service_keys=ServiceKeys(settings.keys_dir),
     )
-    return ContextSigner(key), verifier
+    return service_signer(settings.keys_dir, service), verifier
 
 
 def peer_url(settings: LprSettings, peer: str) -> str:
@@ -106,9 +153,15 @@ def create_service_app(
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = build_sessionmaker(engine)
-        signer, verifier = context_keys(settings)
-        app.state.context_signer = signer
+        signer, verifier = context_keys(settings, name)
+        app.state.service_signer = signer
         app.state.context_verifier = verifier
+        if name == "gateway":
+            # Only the gateway holds the key that signs users', partners' and cameras'
+            # contexts; the other services hold its public half.
+            app.state.context_signer = ContextSigner(
+                load_or_create_ed25519(settings.keys_dir, CONTEXT_KEY_NAME)
+            )
         # Peer clients sign a service context on every call they make.
         app.state.peers = {
             peer: build_client(peer_url(settings, peer), auth=service_context_auth(signer, name))

@@ -16,6 +16,14 @@ from lpr_common.keys import load_or_create_ed25519
 from lpr_common.settings import LprSettings
 
 
+def service_auth_signer(service: str, keys_dir: Path | None = None) -> ContextSigner:
+    """``service``'s own signer, for calls a test makes to ``/internal`` routes as it."""
+    from lpr_common.service import service_signer
+
+    directory = keys_dir if keys_dir is not None else LprSettings().keys_dir
+    return service_signer(directory, service)
+
+
 def context_signer(keys_dir: Path | None = None) -> ContextSigner:
     """Signer over the platform context key (``LPR_DATA_DIR/keys`` unless given)."""
     directory = keys_dir if keys_dir is not None else LprSettings().keys_dir
@@ -66,15 +74,11 @@ def context_headers(
 
 
 def service_headers(
-    method: str, path: str, *, service: str = "test", keys_dir: Path | None = None
+    method: str, path: str, *, service: str = "gateway", keys_dir: Path | None = None
 ) -> dict[str, str]:
-    """Headers for an ``/internal`` route, as another platform service would send."""
-    return context_headers(
-        method,
-        path,
-        keys_dir=keys_dir,
-        subject_kind="service",
-        subject_id=service,
-        agency="*",
-        roles=["service"],
+    """Headers for an ``/internal`` route, as platform service ``service`` sends them
+    (signed with that service's own key)."""
+    context = mint_context(
+        method, path, subject_kind="service", subject_id=service, agency="*", roles=["service"]
     )
+    return {CONTEXT_HEADER: service_auth_signer(service, keys_dir).sign(context)}

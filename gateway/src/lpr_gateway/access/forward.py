@@ -86,7 +86,7 @@ async def upstream_clients(app: FastAPI) -> AsyncIterator[None]:
     app.state.upstreams = clients
     # "audit-log" replaces the transport of the audit client (tests observe it there).
     if "audit-log" in transports:
-        signer: ContextSigner = app.state.context_signer
+        signer: ContextSigner = app.state.service_signer
         audit_client = build_client(
             peer_url(settings, "audit"),
             transport=transports["audit-log"],
