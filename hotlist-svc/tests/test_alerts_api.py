@@ -425,9 +425,20 @@ async def test_frames_of_one_pass_hitting_one_entry_raise_one_alert(
     assert shown["read_id"] == read_ids[0]  # the frame that raised it
     assert shown["member_read_ids"] == read_ids
     assert shown["fused_plate"] == "TRK4567"
-    assert [h["event_type"] for h in shown["history"]] == ["alert.created"]
-    # A repeated frame gets the same answer, and raises nothing.
+    # The later frame raised nothing but is news for the officers' streams.
+    created, updated = shown["history"]
+    assert (created["event_type"], updated["event_type"]) == ("alert.created", "alert.updated")
+    assert updated["from_status"] == updated["to_status"] == "new"
+    assert updated["details"] == {
+        "read_id": read_ids[1],
+        "track_id": track_id,
+        "member_read_ids": read_ids,
+        "fused_plate": "TRK4567",
+    }
+    # A repeated frame gets the same answer, and raises nothing, not even an update.
     assert (await post_read(api, second_body)).json() == second
+    shown = (await api.call("GET", f"/v1/alerts/{alert['alert_id']}")).json()
+    assert len(shown["history"]) == 2
     # Another pass of the same vehicle later is another alert.
     third = (await post_read(api, frame("TRK4567", str(uuid4()), []))).json()
     assert third["alerts"][0]["alert_id"] != alert["alert_id"]

@@ -47,9 +47,21 @@ async def import_list(
 
 
 async def post_read(
-    api: Api, agency: str, plate: str, unit_id: str = "unit-1"
+    api: Api,
+    agency: str,
+    plate: str,
+    unit_id: str = "unit-1",
+    *,
+    read_id: str | None = None,
+    track: tuple[str, list[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    read_id = str(uuid4())
+    """Match one read; ``track`` (track id, the pass's read ids so far) makes it a frame."""
+    read_id = read_id or str(uuid4())
+    plate_body: dict[str, Any] = {"index": 0, "text": plate, "state": "CA"}
+    if track is not None:
+        track_id, read_ids = track
+        read_ids.append(read_id)
+        plate_body.update(track_id=track_id, track_read_ids=list(read_ids))
     response = await api.call(
         "POST",
         "/internal/v1/matches",
@@ -62,7 +74,7 @@ async def post_read(
             "captured_at": datetime.now(UTC).isoformat(),
             "latitude": 38.5,
             "longitude": -121.4,
-            "plates": [{"index": 0, "text": plate, "state": "CA"}],
+            "plates": [plate_body],
         },
     )
     assert response.status_code == 200, response.text
@@ -168,6 +180,60 @@ async def test_stream_resumes_after_last_event_id(service_env: dict[str, str]) -
 
         other = await api.call("GET", "/v1/alerts/stream", agency=agency, params={"bbox": "1,2,3"})
         assert other.status_code == 422
+
+
+async def test_a_later_frame_of_a_pass_is_streamed_as_an_update_and_resumable(
+    service_env: dict[str, str],
+) -> None:
+    agency = unique_agency()
+    app = create_app(Settings(hotlist_stream_poll_s=0.2))
+    async with app_client(app) as client:
+        use_audit_log(app, AuditLog())
+        api = Api(client)
+        await import_list(api, agency, [ncic_line("V", "PAS777")])
+        await app.state.live_index.refresh_if_stale()
+        track_id, read_ids = str(uuid4()), list[str]()
+
+        async def stream(after: str, limit: int) -> list[dict[str, Any]]:
+            response = await api.call(
+                "GET",
+                "/v1/alerts/stream",
+                agency=agency,
+                params={"limit": limit},
+                headers={"Last-Event-ID": after},
+            )
+            return parse_sse(response.text)
+
+        [alert] = await post_read(api, agency, "PAS777", track=(track_id, read_ids))
+        [created] = await stream("0", 1)
+        assert created["event"] == "alert.created"
+        # An officer is working the alert when the pass grows: the update keeps the status.
+        await api.call("POST", f"/v1/alerts/{alert['alert_id']}/acknowledge", agency=agency)
+        [same] = await post_read(api, agency, "PAS777", track=(track_id, read_ids))
+        assert same["alert_id"] == alert["alert_id"]
+        [same] = await post_read(api, agency, "PAS777", track=(track_id, read_ids))
+
+        # A client that saw the alert raised reconnects: the transition, then both frames.
+        after_created = await stream(created["id"], 3)
+        assert [e["event"] for e in after_created] == [
+            "alert.transition",
+            "alert.updated",
+            "alert.updated",
+        ]
+        assert [int(e["id"]) for e in after_created] == sorted(int(e["id"]) for e in after_created)
+        first_update, second_update = after_created[1:]
+        assert first_update["data"]["alert"]["id"] == alert["alert_id"]
+        assert first_update["data"]["to_status"] == "acknowledged"
+        # Each update carries the members as they were then; the alert as it is now.
+        assert first_update["data"]["details"]["member_read_ids"] == read_ids[:2]
+        assert first_update["data"]["details"]["read_id"] == read_ids[1]
+        assert first_update["data"]["details"]["fused_plate"] == "PAS777"
+        assert first_update["data"]["details"]["track_id"] == track_id
+        assert second_update["data"]["details"]["member_read_ids"] == read_ids
+        assert second_update["data"]["alert"]["member_read_ids"] == read_ids
+        # Resuming after the first update yields only the second.
+        resumed = await stream(first_update["id"], 1)
+        assert [e["id"] for e in resumed] == [second_update["id"]]
 
 
 async def test_a_waiting_stream_is_woken_by_a_commit_on_another_replica(

@@ -126,6 +126,29 @@ async def test_another_camera_a_later_pass_or_another_plate_is_another_track(
         assert track[alone]["read_ids"] == [alone]
 
 
+async def test_a_later_batch_continues_the_track_of_an_earlier_one(
+    client: httpx.AsyncClient, camera: Camera, signer: ContextSigner
+) -> None:
+    start = datetime.now(UTC) - timedelta(seconds=40)
+    (first,) = await post_batch(client, camera, [edge_read("4QRS321", 0.6, start)])
+    # The next batch holds two more frames of that pass (which outvote the first on the
+    # last character) and the first frame of the next vehicle.
+    second, third, other = await post_batch(
+        client,
+        camera,
+        [
+            edge_read("4QRS327", 0.9, start + timedelta(seconds=0.6)),
+            edge_read("4QRS327", 0.8, start + timedelta(seconds=1.2)),
+            edge_read("9TUV654", 0.9, start + timedelta(seconds=1.5)),
+        ],
+    )
+    track = (await shown(client, signer, first))["plates"][0]["track"]
+    assert track["read_ids"] == [first, second, third]
+    assert track["fused_text"] == "4QRS327"
+    assert (await shown(client, signer, third))["plates"][0]["track"]["id"] == track["id"]
+    assert (await shown(client, signer, other))["plates"][0]["track"]["read_ids"] == [other]
+
+
 async def test_fusion_can_be_switched_off(
     session: AsyncSession,
     make_settings: Callable[..., Settings],

@@ -69,8 +69,16 @@ async def lock_track(session: AsyncSession, track_id: UUID) -> None:
 
 
 async def alert_of_track(session: AsyncSession, *, track_id: UUID, entry_id: UUID) -> Alert | None:
-    """The alert a vehicle pass raised for an entry, if any."""
-    query = select(Alert).where(col(Alert.track_id) == track_id, col(Alert.entry_id) == entry_id)
+    """The alert a vehicle pass raised for an entry, if any, locked for update.
+
+    Locked so that its ``alert.updated`` event carries the status it has at commit, not
+    one an officer's transition is changing meanwhile.
+    """
+    query = (
+        select(Alert)
+        .where(col(Alert.track_id) == track_id, col(Alert.entry_id) == entry_id)
+        .with_for_update()
+    )
     return (await session.execute(query)).scalars().first()
 
 

@@ -91,8 +91,9 @@ async def match_read(
         ignored=ignored,
     )
     if events:
-        # Only the alerts raised now: a frame attached to its pass's alert raises none.
-        raised = {event.alert_id for event in events}
+        # Only the alerts raised now are audited and counted as hits: a frame attached to
+        # its pass's alert raises none (its alert.updated event goes to the stream only).
+        raised = {e.alert_id for e in events if e.event_type == "alert.created"}
         await record(
             request,
             *(
@@ -123,7 +124,7 @@ async def match_read(
             ),
         )
         await repository.append_events(session, events)
-        _count_results(request, data.deployment_id, hits=len(events))
+        _count_results(request, data.deployment_id, hits=len(raised))
     return MatchAnswer(
         read_id=data.read_id,
         ignored=ignored,

@@ -190,15 +190,17 @@ async def match_read(
 ) -> tuple[list[Alert], list[AlertEvent]]:
     """Match a read's plates and candidates; raise one alert per matched entry.
 
-    Returns the read's alerts and the events still to append (none on a repeated read id),
-    one ``alert.created`` event per alert raised now. Fields it could not use (an invalid
-    state) are appended to ``ignored``.
+    Returns the read's alerts and the events still to append (none on a repeated read id):
+    one ``alert.created`` event per alert raised now and one ``alert.updated`` event per
+    alert the read attached to. Fields it could not use (an invalid state) are appended to
+    ``ignored``.
 
     Multi-frame fusion: a plate sent with a ``track_id`` is one frame of a vehicle pass.
     The first frame that hits an entry raises the alert at once; a later frame of the same
     pass hitting the same entry attaches to that alert (its read joins
-    ``member_read_ids``, the fused plate is updated) instead of raising another. The
-    pass's transaction-scoped advisory lock makes concurrent frames take turns.
+    ``member_read_ids``, the fused plate is updated) instead of raising another, and the
+    ``alert.updated`` event tells the officers' streams that the pass grew. The pass's
+    transaction-scoped advisory lock makes concurrent frames take turns.
 
     Raises:
         InvalidInput: A plate text that is not ``A-Z0-9`` or a capture time without zone.
@@ -223,6 +225,7 @@ async def match_read(
     )
     alerts: list[Alert] = []
     created: list[Alert] = []
+    attached: list[Alert] = []
     events: list[AlertEvent] = []
     tracks = sorted({h.track_id for h in hits if h.track_id is not None})
     for track_id in tracks:  # in one order, so two requests never wait on each other
@@ -238,6 +241,7 @@ async def match_read(
             if existing is not None:
                 _attach(existing, data.read_id, hit)
                 alerts.append(existing)
+                attached.append(existing)
                 continue
         explanation = hit.match.explanation
         if hit.candidate:
@@ -296,7 +300,27 @@ async def match_read(
                 },
             )
         )
+    events.extend(_updated_event(alert, data.read_id, context) for alert in attached)
     return alerts, events
+
+
+def _updated_event(alert: Alert, read_id: UUID, context: RequestContext) -> AlertEvent:
+    """The stream's news that a later frame of the pass joined the alert (status unchanged)."""
+    return AlertEvent(
+        alert_id=alert.id,
+        agency=alert.agency,
+        event_type="alert.updated",
+        from_status=alert.status,
+        to_status=alert.status,
+        subject_id=context.subject_id,
+        subject_name=context.subject_name,
+        details={
+            "read_id": str(read_id),
+            "track_id": str(alert.track_id) if alert.track_id else None,
+            "member_read_ids": list(alert.member_read_ids),
+            "fused_plate": alert.fused_plate,
+        },
+    )
 
 
 def _member_ids(known: Sequence[str], read_id: UUID, hit: _Hit) -> list[str]:

@@ -1,5 +1,8 @@
 """The alert stream: every alert event of an agency, in order, resumable.
 
+Events are ``alert.created`` (a read hit an entry), ``alert.transition`` (an officer's
+step) and ``alert.updated`` (a later frame of the alert's vehicle pass joined it: its
+``details`` carry the new ``member_read_ids`` and ``fused_plate``; docs/internal-api.md).
 Event ids are ``alert_events.seq``. A client that reconnects with ``Last-Event-ID: n`` gets
 every event after ``n`` from the database before new ones, so delivery is at least once.
 Between events the stream waits for a NOTIFY relayed by :class:`~lpr_hotlist.live_index.AlertBus`

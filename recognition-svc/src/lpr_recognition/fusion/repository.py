@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, text, tuple_, update
+from sqlalchemy import insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -19,38 +20,70 @@ from lpr_recognition.reads.models import Read
 FUSION_LOCK_CLASS = 0x4C50_5203
 
 _reads = Read.__table__  # type: ignore[attr-defined]
+_tracks = Track.__table__  # type: ignore[attr-defined]
+_members = TrackMember.__table__  # type: ignore[attr-defined]
 
 
-async def lock_camera(session: AsyncSession, camera_id: str) -> None:
-    """Hold the camera's fusion lock until the transaction ends.
+async def lock_cameras(session: AsyncSession, camera_ids: Iterable[str]) -> None:
+    """Hold the fusion lock of each camera until the transaction ends.
 
     Two frames of one vehicle recognized at once by two workers would otherwise each
-    find no track and open two.
+    find no track and open two. The locks are taken in sorted order, so two transactions
+    that lock the same cameras never wait on each other in a cycle.
     """
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(:class, hashtext(:camera))"),
-        {"class": FUSION_LOCK_CLASS, "camera": camera_id},
-    )
+    for camera_id in sorted(set(camera_ids)):
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:class, hashtext(:camera))"),
+            {"class": FUSION_LOCK_CLASS, "camera": camera_id},
+        )
 
 
-async def tracks_near(
-    session: AsyncSession, *, camera_id: str, agency: str, captured_at: datetime, window: timedelta
-) -> list[Track]:
-    """Tracks of a camera that a frame captured at ``captured_at`` may join.
+async def tracks_spanning(
+    session: AsyncSession,
+    *,
+    camera_id: str,
+    agency: str,
+    earliest: datetime,
+    latest: datetime,
+    window: timedelta,
+) -> list[tuple[Track, list[TrackMember]]]:
+    """Tracks of a camera that a frame captured from ``earliest`` to ``latest`` may join.
 
-    A track spans at most ``window`` from its first to its last frame, with the new one.
+    One query for a whole batch of frames: a superset of what each frame may join (a
+    track spans at most ``window`` from its first to its last frame, with the new one),
+    each track with its members in capture order.
     """
     result = await session.execute(
-        select(Track).where(
+        select(Track, TrackMember)
+        .outerjoin(TrackMember, col(TrackMember.track_id) == col(Track.id))
+        .where(
             col(Track.camera_id) == camera_id,
             col(Track.agency) == agency,
             # first <= last, so the first condition pair bounds the index range.
-            col(Track.first_captured_at) >= captured_at - window,
-            col(Track.first_captured_at) <= captured_at + window,
-            col(Track.last_captured_at) <= captured_at + window,
+            col(Track.first_captured_at) >= earliest - window,
+            col(Track.first_captured_at) <= latest + window,
+            col(Track.last_captured_at) <= latest + window,
         )
+        .order_by(col(Track.id), col(TrackMember.captured_at), col(TrackMember.read_id))
     )
-    return list(result.scalars())
+    found: dict[UUID, tuple[Track, list[TrackMember]]] = {}
+    for track, member in result.tuples():
+        _, members = found.setdefault(track.id, (track, []))
+        if member is not None:
+            members.append(member)
+    return list(found.values())
+
+
+async def add_tracks(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert new tracks (rows of every column) in one go; they are not in the session."""
+    if rows:
+        await session.execute(insert(_tracks), list(rows))
+
+
+async def add_members(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert track members (rows of every column) in one go; their tracks must exist."""
+    if rows:
+        await session.execute(insert(_members), list(rows))
 
 
 async def members_of(

@@ -22,8 +22,12 @@ from lpr_recognition.reads.models import (
 )
 
 _reads = Read.__table__  # type: ignore[attr-defined]
+_plates = Plate.__table__  # type: ignore[attr-defined]
 _keys = ReadKey.__table__  # type: ignore[attr-defined]
 _outbox = OutboxMessage.__table__  # type: ignore[attr-defined]
+
+# Rows per multi-row statement: far below PostgreSQL's 65535 bind parameters.
+_ROWS_PER_STATEMENT = 1000
 
 
 async def get_read_key(
@@ -46,16 +50,54 @@ async def claim_read_key(session: AsyncSession, key: ReadKey) -> bool:
     return inserted is not None
 
 
+async def get_read_keys(
+    session: AsyncSession, *, camera_id: str, camera_read_ids: Sequence[str]
+) -> dict[str, ReadKey]:
+    """The idempotency records of those of a camera's read ids that were seen, by read id."""
+    if not camera_read_ids:
+        return {}
+    result = await session.execute(
+        select(ReadKey).where(
+            col(ReadKey.camera_id) == camera_id,
+            col(ReadKey.camera_read_id).in_(list(camera_read_ids)),
+        )
+    )
+    return {key.camera_read_id: key for key in result.scalars()}
+
+
+async def claim_read_keys(session: AsyncSession, keys: Sequence[ReadKey]) -> set[tuple[str, str]]:
+    """Insert idempotency records; return the (camera, read id) pairs this call took.
+
+    A pair missing from the answer was taken meanwhile (the same read posted concurrently).
+    """
+    claimed: set[tuple[str, str]] = set()
+    for start in range(0, len(keys), _ROWS_PER_STATEMENT):
+        chunk = keys[start : start + _ROWS_PER_STATEMENT]
+        statement = (
+            insert(_keys)
+            .values([key.model_dump(exclude={"created_at"}) for key in chunk])
+            .on_conflict_do_nothing(index_elements=["camera_id", "camera_read_id"])
+            .returning(_keys.c.camera_id, _keys.c.camera_read_id)
+        )
+        claimed.update((row[0], row[1]) for row in await session.execute(statement))
+    return claimed
+
+
+async def add_reads(session: AsyncSession, reads: Sequence[Read]) -> None:
+    """Insert reads in one go (their days' partitions must exist)."""
+    if reads:
+        await session.execute(insert(_reads), [read.model_dump() for read in reads])
+
+
 async def add_read(session: AsyncSession, read: Read) -> None:
     """Insert a read (its day's partition must exist)."""
     await session.execute(insert(_reads).values(**read.model_dump()))
 
 
 async def add_plates(session: AsyncSession, plates: Sequence[Plate]) -> None:
-    """Insert plates of one read."""
-    for plate in plates:
-        session.add(plate)
-    await session.flush()
+    """Insert plates (of one read or of a batch) in one go."""
+    if plates:
+        await session.execute(insert(_plates), [plate.model_dump() for plate in plates])
 
 
 async def add_outbox(
@@ -77,6 +119,31 @@ async def add_outbox(
             created_at=now,
             next_attempt_at=now,
         )
+    )
+
+
+async def add_outbox_messages(
+    session: AsyncSession,
+    messages: Sequence[tuple[OutboxKind, dict[str, Any], Read]],
+    *,
+    now: datetime,
+) -> None:
+    """Queue messages about reads (kind, payload, read) in one go, in the caller's transaction."""
+    if not messages:
+        return
+    await session.execute(
+        insert(_outbox),
+        [
+            {
+                "kind": kind.value,
+                "payload": payload,
+                "read_id": read.id,
+                "captured_at": read.captured_at,
+                "created_at": now,
+                "next_attempt_at": now,
+            }
+            for kind, payload, read in messages
+        ],
     )
 
 

@@ -17,7 +17,12 @@ from lpr_common.audit_client import AuditEvent
 from lpr_common.context import RequestContext
 from lpr_common.errors import Conflict, FieldError, InvalidInput, NotFound, PolicyDenied
 from lpr_recognition.blobs import BlobStore
-from lpr_recognition.fusion.service import FusionConfig, TrackView, join_tracks
+from lpr_recognition.fusion.service import (
+    FusionConfig,
+    StoredFrame,
+    TrackView,
+    join_tracks_of_frames,
+)
 from lpr_recognition.reads import repository
 from lpr_recognition.reads.images import CheckedImage
 from lpr_recognition.reads.models import OutboxKind, Plate, Read, ReadKey, ReadStatus
@@ -275,7 +280,9 @@ async def ingest_batch(
 ) -> list[Ingested]:
     """Store edge-OCR reads (no image): all of them or, on any refusal, none.
 
-    Each read's plate joins its vehicle's track (multi-frame fusion) as it is stored.
+    The batch is written in a handful of statements whatever its size (one per table, not
+    per read). Each read's plate joins its vehicle's track (multi-frame fusion), in the
+    order the camera sent them.
     """
     seen: dict[str, int] = {}
     for position, metadata in enumerate(reads):
@@ -287,22 +294,28 @@ async def ingest_batch(
         seen[metadata.camera_read_id] = position
     outcomes: list[Ingested | None] = [None] * len(reads)
     fresh: list[tuple[int, BatchRead, dict[str, Any]]] = []
+    existing = await repository.get_read_keys(
+        session, camera_id=camera.camera_id, camera_read_ids=list(seen)
+    )
     for position, metadata in enumerate(reads):
         content = metadata.canonical()
-        existing = await repository.get_read_key(
-            session, camera_id=camera.camera_id, camera_read_id=metadata.camera_read_id
-        )
-        if existing is not None:
-            read_id = _replay(existing, content, f"reads.{position}")
+        key = existing.get(metadata.camera_read_id)
+        if key is not None:
+            read_id = _replay(key, content, f"reads.{position}")
             status = await _status(session, read_id)
             outcomes[position] = Ingested(read_id, status, False, metadata.camera_read_id)
         else:
             fresh.append((position, metadata, content))
+    if not fresh:
+        return [outcome for outcome in outcomes if outcome is not None]
     await ensure_partitions(engine, {capture_day(m.captured_at) for _, m, _ in fresh})
-    for position, metadata, content in fresh:
-        read = _new_read(metadata, camera, now)
-        claimed = await repository.claim_read_key(
-            session,
+    drafts = [
+        (position, metadata, content, _new_read(metadata, camera, now))
+        for position, metadata, content in fresh
+    ]
+    claimed = await repository.claim_read_keys(
+        session,
+        [
             ReadKey(
                 camera_id=camera.camera_id,
                 camera_read_id=metadata.camera_read_id,
@@ -310,9 +323,14 @@ async def ingest_batch(
                 captured_at=read.captured_at,
                 content_sha256=_content_sha256(content),
                 content=content,
-            ),
-        )
-        if not claimed:
+            )
+            for _, metadata, content, read in drafts
+        ],
+    )
+    stored: list[Read] = []
+    for position, metadata, content, read in drafts:
+        if (camera.camera_id, metadata.camera_read_id) not in claimed:
+            # The same read id posted concurrently; the first one won.
             raced = await repository.get_read_key(
                 session, camera_id=camera.camera_id, camera_read_id=metadata.camera_read_id
             )
@@ -324,29 +342,29 @@ async def ingest_batch(
             continue
         # The camera already read the plate: no recognition, straight to the handoff.
         read.status, read.recognized_at = ReadStatus.recognized.value, now
-        await repository.add_read(session, read)
-        plate = edge_plate_row(read)
-        await repository.add_plates(session, [plate])
-        await join_tracks(
-            session, read=read, plates=[plate], config=fusion or FusionConfig(), now=now
-        )
-        await repository.add_outbox(
-            session,
-            kind=OutboxKind.match,
-            payload={},
-            now=now,
-            read_id=read.id,
-            captured_at=read.captured_at,
-        )
-        await repository.add_outbox(
-            session,
-            kind=OutboxKind.audit,
-            payload=_ingested_event(read, camera, "edge"),
-            now=now,
-            read_id=read.id,
-            captured_at=read.captured_at,
-        )
+        stored.append(read)
         outcomes[position] = Ingested(read.id, ReadStatus.recognized, True, metadata.camera_read_id)
+    plates = [edge_plate_row(read) for read in stored]
+    await repository.add_reads(session, stored)
+    await repository.add_plates(session, plates)
+    await join_tracks_of_frames(
+        session,
+        frames=[StoredFrame(read, [plate]) for read, plate in zip(stored, plates, strict=True)],
+        config=fusion or FusionConfig(),
+        now=now,
+    )
+    await repository.add_outbox_messages(
+        session,
+        [
+            message
+            for read in stored
+            for message in (
+                (OutboxKind.match, {}, read),
+                (OutboxKind.audit, _ingested_event(read, camera, "edge"), read),
+            )
+        ],
+        now=now,
+    )
     return [outcome for outcome in outcomes if outcome is not None]
 
 
