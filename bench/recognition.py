@@ -286,7 +286,7 @@ async def benchmark(args: argparse.Namespace) -> dict[str, object]:
             server.stop()
         work_dir.cleanup()
     models = pipeline_models(settings)
-    runner = OnnxRuntimeRunner(MODEL_REPOSITORY, models, threads=1, cpu_detector=True)
+    runner = OnnxRuntimeRunner(MODEL_REPOSITORY, models, threads=1)
     baseline = PlatePipeline(runner, runner.alphabet(settings.text_recognizer), settings)
     for name, samples in sets.items():
         result, _ = await run_set(baseline, samples, name, args.concurrency)

@@ -10,7 +10,7 @@ from typing import Any
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    """Copy the ONNX models into the repository (and write the detector's FP32 copy)."""
+    """Copy the ONNX models into the repository (and write the served detector graphs: FP16, FP32, INT8)."""
     from lpr_recognition.triton.repository import (
         MODEL_REPOSITORY,
         MODEL_SOURCES,

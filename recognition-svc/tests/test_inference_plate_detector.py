@@ -3,9 +3,13 @@
 from typing import Any
 
 import numpy as np
+import pytest
 
 from lpr_recognition.inference.plate_detector import (
+    BOX_BINS,
+    DETECTOR_STRIDES,
     Detection,
+    anchor_grid,
     crop_plate,
     decode_detections,
     letterbox,
@@ -13,36 +17,85 @@ from lpr_recognition.inference.plate_detector import (
 )
 
 
-def _output(anchors: list[tuple[float, float, float, float, float]]) -> np.ndarray[Any, Any]:
-    """A detector output [1, 37, N] with the given (cx, cy, w, h, score) anchors."""
-    output = np.zeros((1, 37, len(anchors)), dtype=np.float16)
-    for i, anchor in enumerate(anchors):
-        output[0, :5, i] = anchor
-    return output
+def _head(
+    width: int, height: int, plates: list[tuple[float, float, float, float, float]]
+) -> np.ndarray[Any, Any]:
+    """A raw head [1, 65, anchors] for an input size holding the given plates.
+
+    Each plate (x1, y1, x2, y2 in input pixels, score) sits on the stride 8 anchor
+    under its centre, its side distances spread over two neighbouring bins.
+    """
+    strides = [(height // s) * (width // s) for s in DETECTOR_STRIDES]
+    head = np.full((1, 4 * BOX_BINS + 1, sum(strides)), -30.0, dtype=np.float32)
+    head[0, 4 * BOX_BINS] = -10.0
+    for x1, y1, x2, y2, score in plates:
+        column, row = int((x1 + x2) / 16), int((y1 + y2) / 16)
+        anchor = row * (width // 8) + column
+        cx, cy = column + 0.5, row + 0.5
+        sides = (cx - x1 / 8, cy - y1 / 8, x2 / 8 - cx, y2 / 8 - cy)
+        for side, distance in enumerate(sides):
+            low = int(distance)
+            head[0, side * BOX_BINS + low, anchor] = np.log(1 - (distance - low))
+            head[0, side * BOX_BINS + low + 1, anchor] = np.log(distance - low + 1e-9)
+        head[0, 4 * BOX_BINS, anchor] = np.log(score / (1 - score))
+    return head.astype(np.float16)
 
 
-def test_letterbox_keeps_aspect_and_centres_the_image() -> None:
-    image = np.zeros((320, 640, 3), dtype=np.uint8)
+def test_letterbox_keeps_aspect_and_pads_only_to_a_multiple_of_32() -> None:
+    image = np.zeros((360, 640, 3), dtype=np.uint8)
     image[:, :, 2] = 255  # pure red in BGR
-    tensor, transform = letterbox(image)
-    assert tensor.shape == (1, 3, 640, 640)
-    assert transform.scale == 1.0
-    assert transform.pad_y == 160
-    # RGB order, scaled to [0, 1]: the red channel is first, the padding is grey.
-    assert tensor[0, 0, 320, 320] == 1.0
-    assert tensor[0, 2, 320, 320] == 0.0
-    assert np.isclose(tensor[0, 0, 10, 320], 114 / 255)
+    canvas, transform = letterbox(image)
+    assert canvas.shape == (1, 384, 640, 3)
+    assert canvas.dtype == np.uint8
+    assert (transform.scale, transform.width, transform.height) == (1.0, 640, 384)
+    assert transform.pad_y == 12
+    # The BGR image as it is (the served graph converts it), grey padding.
+    assert tuple(canvas[0, 200, 320]) == (0, 0, 255)
+    assert tuple(canvas[0, 5, 320]) == (114, 114, 114)
+    tall, tall_transform = letterbox(np.zeros((1280, 600, 3), dtype=np.uint8))
+    assert tall.shape == (1, 640, 320, 3)
+    assert tall_transform.scale == 0.5
+
+
+def test_anchors_run_row_by_row_from_the_finest_grid() -> None:
+    x, y, strides = anchor_grid(64, 32)
+    assert len(x) == 8 * 4 + 4 * 2 + 2 * 1
+    assert (x[1], y[1], strides[1]) == (1.5, 0.5, 8)
+    assert (x[8], y[8], strides[8]) == (0.5, 1.5, 8)
+    assert (x[-1], y[-1], strides[-1]) == (1.5, 0.5, 32)
 
 
 def test_decode_maps_letterbox_boxes_back_to_image_pixels() -> None:
     image = np.zeros((640, 1280, 3), dtype=np.uint8)
-    _, transform = letterbox(image)  # scale 0.5, 160 px bands top and bottom
-    output = _output([(320, 320, 100, 20, 0.9), (100, 200, 50, 10, 0.1)])
-    plates = decode_detections(output, transform, (1280, 640), confidence_threshold=0.25)
+    _, transform = letterbox(image)  # scale 0.5, no padding: 640 x 320
+    head = _head(640, 320, [(270, 150, 370, 170, 0.9), (50, 40, 100, 50, 0.1)])
+    every_anchor = np.arange(head.shape[-1])
+    plates = decode_detections(
+        head, every_anchor, transform, (1280, 640), confidence_threshold=0.25
+    )
     assert len(plates) == 1
     plate = plates[0]
     assert np.allclose([plate.x1, plate.y1, plate.x2, plate.y2], [540, 300, 740, 340], atol=1)
-    assert plate.confidence > 0.89
+    assert plate.confidence == pytest.approx(0.9, abs=0.01)
+
+
+def test_decode_places_the_served_best_anchors_by_their_indices() -> None:
+    _, transform = letterbox(np.zeros((320, 640, 3), dtype=np.uint8))
+    head = _head(640, 320, [(270, 150, 370, 170, 0.9), (420, 40, 500, 60, 0.8)])
+    best = np.argsort(-head[0, 64].astype(np.float32))[:5]
+    every = decode_detections(head, np.arange(head.shape[-1]), transform, (640, 320))
+    served = decode_detections(head[:, :, best], best, transform, (640, 320))
+    assert len(served) == 2
+    assert served == every
+
+
+def test_decode_refuses_an_output_of_another_input_size() -> None:
+    _, transform = letterbox(np.zeros((640, 640, 3), dtype=np.uint8))
+    head = _head(640, 320, [])
+    with pytest.raises(ValueError, match="640x640"):
+        decode_detections(head[:, :, :5], np.arange(5) + 8399, transform, (640, 640))
+    with pytest.raises(ValueError, match="640x640"):
+        decode_detections(head[:, :, :5], np.arange(4), transform, (640, 640))
 
 
 def test_overlapping_boxes_keep_only_the_best() -> None:

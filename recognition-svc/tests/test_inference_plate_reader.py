@@ -14,8 +14,9 @@ from lpr_recognition.inference.pipeline import (
     PlatePipeline,
     pipeline_models,
 )
-from lpr_recognition.inference.plate_detector import Detection
+from lpr_recognition.inference.plate_detector import DETECTOR_STRIDES, Detection
 from lpr_recognition.inference.plate_reader import (
+    FIRST_VIEWS,
     PLATE_READER_HEIGHT,
     PLATE_READER_WIDTH,
     decode_views,
@@ -131,7 +132,10 @@ def test_substitution_rules_only_touch_us_reads() -> None:
 
 
 class _FakeRunner:
-    """Answers the detector with one box and the plate recognizer with fixed logits."""
+    """Answers the detector with one box and the plate recognizer with one text per view.
+
+    The views' texts are handed out in the order the views are read.
+    """
 
     def __init__(self, texts: Sequence[str]) -> None:
         self.texts = list(texts)
@@ -143,23 +147,40 @@ class _FakeRunner:
         (tensor,) = inputs.values()
         self.calls.append((model, tuple(tensor.shape)))
         if model == PLATE_DETECTOR:
-            prediction = np.zeros((1, 37, 8400), dtype=np.float16)
-            prediction[0, :5, 0] = (320, 320, 200, 60, 0.9)  # centre x, y, w, h, score
-            return {outputs[0]: prediction}
-        batch = np.stack([_logits(self.texts[i % len(self.texts)]) for i in range(tensor.shape[0])])
-        return {PLATE_RECOGNIZER_OUTPUT: batch}
+            _, height, width, _ = tensor.shape
+            anchors = sum((height // s) * (width // s) for s in DETECTOR_STRIDES)
+            # Flat box-side distributions (7.5 bins each side) and one confident anchor:
+            # on the stride 8 grid, in the middle of the input.
+            prediction = np.zeros((1, 65, anchors), dtype=np.float16)
+            prediction[0, 64] = -10.0
+            prediction[0, 64, (height // 16) * (width // 8) + width // 16] = 4.0
+            return {outputs[0]: prediction, outputs[1]: np.arange(anchors)}
+        texts, self.texts = self.texts[: tensor.shape[0]], self.texts[tensor.shape[0] :]
+        return {PLATE_RECOGNIZER_OUTPUT: np.stack([_logits(text) for text in texts])}
 
 
-async def test_pipeline_reads_all_views_in_one_batch_and_votes() -> None:
-    runner = _FakeRunner(["7ABC123", "7ABC123", "7ABC128"])
+async def test_pipeline_reads_two_views_and_stops_when_they_agree() -> None:
+    runner = _FakeRunner(["7ABC123"] * 5)
     pipeline = PlatePipeline(runner, ALPHABET, PipelineSettings())
-    image = np.full((640, 640, 3), 128, dtype=np.uint8)
+    image = np.full((480, 640, 3), 128, dtype=np.uint8)
     (plate,) = await pipeline.recognize_array(image, region="us")
     assert plate.text == "7ABC123"
-    assert len(plate.character_confidences) == 7
-    assert plate.character_confidences[-1] < plate.character_confidences[0]
-    assert plate.candidates[0][0] == "7ABC123"
-    assert "7ABC128" in [text for text, _ in plate.candidates]
-    views = len(PipelineSettings().vote_paddings)
-    assert runner.calls[1] == (PLATE_RECOGNIZER, (views, 3, 48, 160))
+    x, y, width, height = plate.box
+    assert (x + width / 2, y + height / 2) == pytest.approx((324, 244), abs=1)
+    assert width == height == 120  # 2 x 7.5 bins of stride 8
+    assert runner.calls == [
+        (PLATE_DETECTOR, (1, 480, 640, 3)),
+        (PLATE_RECOGNIZER, (FIRST_VIEWS, 3, 48, 160)),
+    ]
     assert pipeline_models() == (PLATE_DETECTOR, PLATE_RECOGNIZER)
+
+
+async def test_pipeline_reads_every_view_when_the_first_disagree_and_votes() -> None:
+    runner = _FakeRunner(["7ABC123", "7ABC128", "7ABC123", "7ABC123", "7ABC123"])
+    pipeline = PlatePipeline(runner, ALPHABET, PipelineSettings())
+    (plate,) = await pipeline.recognize_array(np.full((640, 640, 3), 128, np.uint8), "us")
+    views = len(PipelineSettings().vote_paddings)
+    assert [shape[0] for _, shape in runner.calls[1:]] == [FIRST_VIEWS, views - FIRST_VIEWS]
+    assert plate.text == "7ABC123"
+    assert plate.character_confidences[-1] < plate.character_confidences[0]
+    assert "7ABC128" in [text for text, _ in plate.candidates]

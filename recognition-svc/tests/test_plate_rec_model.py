@@ -1,7 +1,10 @@
 """The committed plate recognizer: its configs match the ONNX file, and it reads plates."""
 
+import importlib.util
 import json
 import re
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +87,37 @@ def test_reads_real_plates_from_their_boxes() -> None:
             decode_views(np.asarray(logits), alphabet)
         ).read.text == normalize_plate(plate)
     assert correct >= 0.8 * len(labels)
+
+
+def test_cpu_backend_reads_a_batch_one_view_at_a_time_with_the_same_logits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``items_per_run`` changes only how the batch is run, not what comes out."""
+    stub = types.ModuleType("triton_python_backend_utils")
+    stub.triton_string_to_numpy = lambda name: {"TYPE_FP32": np.float32}[name]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", stub)
+    spec = importlib.util.spec_from_file_location("plate_rec_backend", MODEL_DIR / "1" / "model.py")
+    assert spec is not None
+    assert spec.loader is not None
+    backend = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(backend)
+    config = {
+        "parameters": {"items_per_run": {"string_value": "1"}},
+        "input": [{"name": PLATE_RECOGNIZER_INPUT, "data_type": "TYPE_FP32"}],
+        "output": [{"name": PLATE_RECOGNIZER_OUTPUT, "data_type": "TYPE_FP32"}],
+    }
+    model = backend.TritonPythonModel()
+    model.initialize(
+        {
+            "model_config": json.dumps(config),
+            "model_repository": str(MODEL_DIR),
+            "model_version": "1",
+        }
+    )
+    assert model.items_per_run == 1
+    views = np.random.default_rng(0).uniform(-1, 1, (3, 3, 48, 160)).astype(np.float32)
+    feeds = {PLATE_RECOGNIZER_INPUT: views}
+    (one_at_a_time,) = model._run([PLATE_RECOGNIZER_OUTPUT], feeds)
+    (whole_batch,) = model.session.run([PLATE_RECOGNIZER_OUTPUT], feeds)
+    assert one_at_a_time.shape == whole_batch.shape == (3, 20, 37)
+    assert np.allclose(one_at_a_time, whole_batch, atol=1e-4)

@@ -4,7 +4,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 
 from lpr_recognition.triton.float32 import float16_to_float32
@@ -24,19 +23,12 @@ PLATES_DIR = Path(
 IMAGE = "37170dd1-2802-4e38-b982-c5d07c64ff67"
 
 
-def _iou(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> float:
-    x1, y1 = np.maximum(a[:2], b[:2])
-    x2, y2 = np.minimum(a[2:], b[2:])
-    inter = max(0.0, float(x2 - x1)) * max(0.0, float(y2 - y1))
-    area = float(np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]))
-    return inter / (area - inter)
-
-
 def test_int8_copy_is_reproducible_and_finds_the_plate(tmp_path: Path) -> None:
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     cv2 = pytest.importorskip("cv2")
-    from lpr_recognition.inference.plate_detector import letterbox
+    from lpr_recognition.inference.plate_detector import box_iou, decode_detections, letterbox
+    from lpr_recognition.triton.detector_graph import served_detector, with_image_input
     from lpr_recognition.triton.int8 import quantize_int8
 
     if not (PLATES_DIR / "us" / f"{IMAGE}.jpg").is_file():
@@ -46,8 +38,8 @@ def test_int8_copy_is_reproducible_and_finds_the_plate(tmp_path: Path) -> None:
         original = _package_file(source)
     except RuntimeError:
         pytest.skip("platedet is not installed")
-    fp32 = tmp_path / "model.fp32.onnx"
-    fp32.write_bytes(float16_to_float32(original.read_bytes()))
+    fp32 = tmp_path / "platedet.fp32.onnx"
+    fp32.write_bytes(float16_to_float32(served_detector(original.read_bytes())))
     ranges = MODEL_REPOSITORY / "platedet" / INT8_RANGES
     first, second = tmp_path / "a.onnx", tmp_path / "b.onnx"
     quantize_int8(fp32, first, ranges)
@@ -55,15 +47,18 @@ def test_int8_copy_is_reproducible_and_finds_the_plate(tmp_path: Path) -> None:
     assert first.read_bytes() == second.read_bytes()
     assert first.stat().st_size < fp32.stat().st_size / 3
 
-    image, box = letterbox(cv2.imread(str(PLATES_DIR / "us" / f"{IMAGE}.jpg")))
+    image = cv2.imread(str(PLATES_DIR / "us" / f"{IMAGE}.jpg"))
+    canvas, transform = letterbox(image)
     line = (PLATES_DIR / "us" / f"{IMAGE}.txt").read_text().split()
     x, y, w, h = (float(v) for v in line[1:5])
-    truth = np.array([x, y, x + w, y + h]) * box.scale + [box.pad_x, box.pad_y] * 2
+    truth = np.array([x, y, x + w, y + h], dtype=np.float32)
     for model in (fp32, first):
-        session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-        (output,) = session.run(["output0"], {"images": image})
-        best = int(np.argmax(output[0, 4]))
-        cx, cy, bw, bh = output[0, :4, best]
-        found = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
-        assert output[0, 4, best] > 0.5
-        assert _iou(found, truth) > 0.5
+        served = tmp_path / f"served-{model.name}"
+        served.write_bytes(with_image_input(model.read_bytes()))
+        session = ort.InferenceSession(str(served), providers=["CPUExecutionProvider"])
+        output, anchors = session.run(["predictions", "anchors"], {"images": canvas})
+        plates = decode_detections(output, anchors, transform, (image.shape[1], image.shape[0]))
+        assert plates
+        assert plates[0].confidence > 0.5
+        best = np.array([[plates[0].x1, plates[0].y1, plates[0].x2, plates[0].y2]], np.float32)
+        assert box_iou(truth, best)[0] > 0.5

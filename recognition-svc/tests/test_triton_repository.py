@@ -1,8 +1,10 @@
 """The model repository: configs agree with each other and with the ONNX files."""
 
 import json
+import os
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,6 +12,12 @@ import pytest
 from lpr_recognition.inference.pipeline import ALPHABET_PARAMETER
 from lpr_recognition.triton.float32 import float16_to_float32
 from lpr_recognition.triton.repository import MODEL_REPOSITORY, MODEL_SOURCES, _package_file
+
+PLATES_DIR = Path(
+    os.environ.get(
+        "LPR_PLATES_DIR", Path(__file__).resolve().parents[2].parent / "shared" / "data" / "plates"
+    )
+)
 
 MODELS = [source.model for source in MODEL_SOURCES]
 
@@ -57,18 +65,62 @@ def test_recognizer_alphabet_in_the_config_matches_the_model_dictionary() -> Non
     assert sorted(set(served.values())) == sorted("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
-def test_float32_copy_of_the_detector_gives_the_same_detections(tmp_path: Path) -> None:
+def _wheel_detections(
+    output0: np.ndarray[Any, Any], scale: float
+) -> list[tuple[float, float, float, float, float]]:
+    """Boxes (x1, y1, x2, y2 in image pixels) and scores of the wheel graph's ``output0``."""
+    rows = np.asarray(output0, dtype=np.float32)[0]
+    keep = np.flatnonzero(rows[4] >= 0.25)
+    order = keep[np.argsort(-rows[4, keep])]
+    if order.size == 0:
+        return []
+    cx, cy, w, h, score = rows[:5, order[0]]
+    return [
+        (
+            (cx - w / 2) / scale,
+            (cy - h / 2) / scale,
+            (cx + w / 2) / scale,
+            (cy + h / 2) / scale,
+            score,
+        )
+    ]
+
+
+def test_served_detector_finds_what_the_wheel_graph_finds(tmp_path: Path) -> None:
+    """Mask branches dropped, head decoded in numpy, image input: the same best box."""
     ort = pytest.importorskip("onnxruntime")
+    cv2 = pytest.importorskip("cv2")
+    from lpr_recognition.inference.plate_detector import decode_detections, letterbox
+    from lpr_recognition.triton.detector_graph import served_detector, with_image_input
+
     original = _onnx_or_skip("platedet")
-    converted = tmp_path / "model.fp32.onnx"
-    converted.write_bytes(float16_to_float32(original.read_bytes()))
+    images = sorted((PLATES_DIR / "br").glob("*.jpg"))
+    square = [i for i in images if cv2.imread(str(i)).shape[:2] == (1280, 1280)][:2]
+    if not square:
+        pytest.skip(f"no square dev images under {PLATES_DIR}")
+    served_fp16 = with_image_input(served_detector(original.read_bytes()))
+    (tmp_path / "fp16.onnx").write_bytes(served_fp16)
+    (tmp_path / "fp32.onnx").write_bytes(float16_to_float32(served_fp16))
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    fp16 = ort.InferenceSession(str(original), options, providers=["CPUExecutionProvider"])
-    fp32 = ort.InferenceSession(str(converted), options, providers=["CPUExecutionProvider"])
-    assert fp32.get_inputs()[0].type == "tensor(float)"
-    image = np.random.default_rng(0).random((1, 3, 640, 640), dtype=np.float32)
-    (expected,) = fp16.run(["output0"], {"images": image.astype(np.float16)})
-    (actual,) = fp32.run(["output0"], {"images": image})
-    boxes = np.asarray(expected, dtype=np.float32)[0, :4]
-    assert np.allclose(np.asarray(actual)[0, :4], boxes, atol=0.5 + 0.01 * np.abs(boxes))
+
+    def session(path: Path) -> Any:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    wheel = session(original)
+    served = [session(tmp_path / "fp16.onnx"), session(tmp_path / "fp32.onnx")]
+    assert served[1].get_inputs()[0].type == "tensor(uint8)"
+    for path in square:
+        image = cv2.imread(str(path))
+        canvas, transform = letterbox(image)
+        assert canvas.shape == (1, 640, 640, 3)  # the wheel graph's fixed input size
+        rgb = canvas[..., ::-1].transpose(0, 3, 1, 2).astype(np.float16) / np.float16(255)
+        (output0,) = wheel.run(["output0"], {"images": rgb})
+        (expected,) = _wheel_detections(output0, transform.scale)
+        for graph in served:
+            predictions, anchors = graph.run(["predictions", "anchors"], {"images": canvas})
+            assert predictions.shape == (1, 65, 300)
+            found = decode_detections(predictions, anchors, transform, (1280, 1280))[0]
+            actual = (found.x1, found.y1, found.x2, found.y2, found.confidence)
+            assert np.allclose(actual[:4], expected[:4], atol=1.5)
+            assert actual[4] == pytest.approx(float(expected[4]), abs=0.01)

@@ -1,6 +1,6 @@
 """The plate detector's own boxes on the dev images, for training on what serving sees.
 
-Runs the served detector (``platedet``, its FP32 copy, as the CPU config does) with the
+Runs the served detector (``platedet``, the FP32 copy of its served graph) with the
 serving code's pre- and post-processing, and keeps for each plate the detected box
 that overlaps the ground truth best (IoU at least 0.3). Run in the workspace venv
 before training (``make train-ocr`` does):
@@ -18,7 +18,12 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from lpr_recognition.inference.pipeline import PipelineSettings
+from lpr_recognition.inference.pipeline import (
+    PLATE_DETECTOR_ANCHORS,
+    PLATE_DETECTOR_INPUT,
+    PLATE_DETECTOR_OUTPUT,
+    PipelineSettings,
+)
 from lpr_recognition.inference.plate_detector import box_iou, decode_detections, letterbox
 from lpr_recognition.triton.repository import (
     FP32_COPY,
@@ -47,11 +52,14 @@ def detector_boxes(data: Path) -> dict[str, list[float]]:
         if len(fields) < 6:
             continue
         image = cv2.imread(str(label.parent / fields[0]), cv2.IMREAD_COLOR)
-        tensor, transform = letterbox(image)
-        (output,) = session.run(["output0"], {"images": tensor.astype(np.float32)})
+        canvas, transform = letterbox(image)
+        output, anchors = session.run(
+            [PLATE_DETECTOR_OUTPUT, PLATE_DETECTOR_ANCHORS], {PLATE_DETECTOR_INPUT: canvas}
+        )
         height, width = image.shape[:2]
         detections = decode_detections(
             np.asarray(output).astype(np.float16),
+            np.asarray(anchors),
             transform,
             (width, height),
             confidence_threshold=settings.detector_confidence,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -29,6 +29,7 @@ from lpr_recognition.inference.plate_detector import (
     letterbox,
 )
 from lpr_recognition.inference.plate_reader import (
+    FIRST_VIEWS,
     VOTE_PADDINGS,
     decode_views,
     merge_candidates,
@@ -54,7 +55,8 @@ from lpr_recognition.inference.text_recognizer import (
 PLATE_DETECTOR = "platedet"
 TEXT_DETECTOR = "ppocr_det"
 TEXT_RECOGNIZER = "ppocr_rec"
-PLATE_DETECTOR_INPUT, PLATE_DETECTOR_OUTPUT = "images", "output0"
+PLATE_DETECTOR_INPUT, PLATE_DETECTOR_OUTPUT = "images", "predictions"
+PLATE_DETECTOR_ANCHORS = "anchors"
 TEXT_DETECTOR_INPUT, TEXT_DETECTOR_OUTPUT = "x", "sigmoid_0.tmp_0"
 TEXT_RECOGNIZER_INPUT, TEXT_RECOGNIZER_OUTPUT = "x", "softmax_11.tmp_0"
 PLATE_RECOGNIZER = "plate_rec"
@@ -84,6 +86,7 @@ class PipelineSettings:
     max_plates: int = 10
     text_recognizer: str = PLATE_RECOGNIZER
     vote_paddings: tuple[float, ...] = VOTE_PADDINGS
+    first_views: int = FIRST_VIEWS
     max_candidates: int = 10
 
 
@@ -140,7 +143,6 @@ class PlatePipeline:
         runner: ModelRunner,
         alphabet: Mapping[int, str],
         settings: PipelineSettings | None = None,
-        detector_dtype: type[np.floating[Any]] = np.float16,
     ) -> None:
         """Build a pipeline.
 
@@ -148,12 +150,10 @@ class PlatePipeline:
             runner: Executes the models.
             alphabet: Text recognizer output index -> plate character.
             settings: Thresholds; defaults when omitted.
-            detector_dtype: Element type of the plate detector's input tensor.
         """
         self._runner = runner
         self._alphabet = dict(alphabet)
         self._settings = settings or PipelineSettings()
-        self._detector_dtype = detector_dtype
 
     async def recognize(self, image_bytes: bytes, region: str | None = None) -> list[PlateResult]:
         """Find and read every plate in an encoded image, best first."""
@@ -171,15 +171,16 @@ class PlatePipeline:
 
     async def detect(self, image_bgr: npt.NDArray[np.uint8]) -> list[Detection]:
         """Plate boxes in a BGR image."""
-        tensor, transform = letterbox(image_bgr)
+        image, transform = letterbox(image_bgr)
         outputs = await self._runner.infer(
             PLATE_DETECTOR,
-            {PLATE_DETECTOR_INPUT: tensor.astype(self._detector_dtype)},
-            [PLATE_DETECTOR_OUTPUT],
+            {PLATE_DETECTOR_INPUT: image},
+            [PLATE_DETECTOR_OUTPUT, PLATE_DETECTOR_ANCHORS],
         )
         height, width = image_bgr.shape[:2]
         return decode_detections(
             np.asarray(outputs[PLATE_DETECTOR_OUTPUT]),
+            np.asarray(outputs[PLATE_DETECTOR_ANCHORS]),
             transform,
             (width, height),
             confidence_threshold=self._settings.detector_confidence,
@@ -215,20 +216,21 @@ class PlatePipeline:
     async def read_views(
         self, image_bgr: npt.NDArray[np.uint8], detection: Detection, region: str | None
     ) -> tuple[DecodedText, list[tuple[str, float]]]:
-        """Read a detected plate with the plate recognizer: views batched, then voted.
+        """Read a detected plate with the plate recognizer: a few views, more on doubt, voted.
+
+        The first ``settings.first_views`` paddings are read in one call; only when those
+        views do not all read the same non-empty text are the other paddings read too,
+        and every view votes.
 
         Returns:
             The voted read after region rules, and the top candidates.
         """
-        views = plate_views(image_bgr, detection, self._settings.vote_paddings)
-        outputs = await self._runner.infer(
-            self._settings.text_recognizer,
-            {PLATE_RECOGNIZER_INPUT: plate_reader_input(views)},
-            [PLATE_RECOGNIZER_OUTPUT],
-        )
-        voted = vote_reads(
-            decode_views(np.asarray(outputs[PLATE_RECOGNIZER_OUTPUT]), self._alphabet)
-        )
+        paddings = self._settings.vote_paddings
+        first = max(1, self._settings.first_views)
+        reads = await self._read_paddings(image_bgr, detection, paddings[:first])
+        if paddings[first:] and (len({read.text for read in reads}) != 1 or not reads[0].text):
+            reads += await self._read_paddings(image_bgr, detection, paddings[first:])
+        voted = vote_reads(reads)
         read = apply_region_rules(voted.read, region)
         if not read.text:
             return read, []
@@ -243,6 +245,18 @@ class PlatePipeline:
             self._settings.max_candidates,
         )
         return read, merged
+
+    async def _read_paddings(
+        self, image_bgr: npt.NDArray[np.uint8], detection: Detection, paddings: Sequence[float]
+    ) -> list[DecodedText]:
+        """Greedy reads of the plate cut out at each padding, in one batched call."""
+        views = plate_views(image_bgr, detection, paddings)
+        outputs = await self._runner.infer(
+            self._settings.text_recognizer,
+            {PLATE_RECOGNIZER_INPUT: plate_reader_input(views)},
+            [PLATE_RECOGNIZER_OUTPUT],
+        )
+        return decode_views(np.asarray(outputs[PLATE_RECOGNIZER_OUTPUT]), self._alphabet)
 
     async def _read_plate(
         self, image_bgr: npt.NDArray[np.uint8], detection: Detection, region: str | None

@@ -9,8 +9,9 @@ coordinates with [0, 1] scores, and one INT8 scale for both loses every score.
 
 To measure the ranges again (on training images, never validation ones), run
 ``python -m lpr_recognition.triton.int8 SPLIT_JSON PLATES_DIR FP32_ONNX RANGES_JSON``
-with build/train-ocr/split.json, the dev images, the assembled ``model.fp32.onnx`` and
-``model_repository/platedet/configs/int8_ranges.json``.
+with build/train-ocr/split.json, the dev images, an FP32 copy of the served graph with
+its float input (``float16_to_float32(served_detector(model.onnx))``, see
+``detector_graph``) and ``model_repository/platedet/configs/int8_ranges.json``.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def quantize_int8(fp32: Path, target: Path, ranges_file: Path) -> None:
     """Write the INT8 detector using the committed activation ranges.
 
     Args:
-        fp32: The FP32 detector (``model.fp32.onnx``).
+        fp32: The FP32 detector graph with its float input [1, 3, H, W].
         target: The INT8 file to write.
         ranges_file: JSON ``{tensor: [min, max]}`` written by ``calibrate``.
     """
@@ -152,7 +153,12 @@ def _main() -> None:
         if (args.plates / region / name).is_file()
     ]
     files = files[:: max(1, len(files) // args.images)][: args.images]
-    inputs = [letterbox(np.asarray(cv2.imread(str(file)), dtype=np.uint8))[0] for file in files]
+    canvases = [letterbox(np.asarray(cv2.imread(str(file)), dtype=np.uint8))[0] for file in files]
+    # The FP32 graph's float input: RGB, channels first, in [0, 1].
+    inputs = [
+        np.ascontiguousarray(c[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255
+        for c in canvases
+    ]
     calibrate(args.fp32, inputs, args.ranges)
 
 

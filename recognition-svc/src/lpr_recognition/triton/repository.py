@@ -3,9 +3,11 @@
 The configs (``config.pbtxt`` for the GPU container, ``configs/cpu.pbtxt`` and
 ``1/model.py`` for the CPU server) are committed; the ONNX files are not. This module
 copies them out of the ``platedet`` and ``rapidocr_onnxruntime`` wheels (the root
-project's ``models`` dependency group) into ``<model>/1/model.onnx`` and writes an FP32
-copy of the FP16 plate detector and, from it, the INT8 copy that the CPU config runs
-(measured in bench/recognition.py: same recall and top-1, about 40% less CPU per image).
+project's ``models`` dependency group) into ``<model>/1/model.onnx``. For the plate
+detector it then writes the served graph (``detector_graph``: mask branches dropped,
+free input size) in the wheel's FP16, which the GPU config runs, an FP32 copy of it and,
+from that, the INT8 copy that the CPU config runs (measured in bench/recognition.py:
+same recall and top-1, about 40% less CPU per image than FP32).
 
 The fine-tuned plate recognizer ``plate_rec`` is the exception: trained here
 (recognition-svc/training/), its small ONNX file is committed with its configs and is
@@ -19,18 +21,27 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lpr_recognition.triton import detector_graph, float32, int8
+from lpr_recognition.triton.detector_graph import served_detector, with_image_input
 from lpr_recognition.triton.float32 import float16_to_float32
 from lpr_recognition.triton.int8 import quantize_int8
 
 # recognition-svc/model_repository, next to this package's src/ folder.
 MODEL_REPOSITORY = Path(__file__).resolve().parents[3] / "model_repository"
-FP32_COPY = "model.fp32.onnx"
-INT8_COPY = "model.int8.onnx"
+# The plate detector's served graph in the wheel's FP16 (GPU config), and its CPU copies.
+SERVED_COPY = "platedet.fp16.onnx"
+FP32_COPY = "platedet.fp32.onnx"
+INT8_COPY = "platedet.int8.onnx"
+# Copies of the whole wheel graph written by earlier versions; removed at assembly.
+OBSOLETE_COPIES = ("model.fp32.onnx", "model.int8.onnx")
 # Activation ranges of the INT8 copy, measured once by lpr_recognition.triton.int8.calibrate.
 INT8_RANGES = "configs/int8_ranges.json"
+# Modules whose code shapes the detector's served copies.
+_GRAPH_CODE = tuple(Path(module.__file__ or "") for module in (detector_graph, float32, int8))
 # Models whose ONNX file is committed in the repository rather than taken from a wheel.
 COMMITTED_MODELS = ("plate_rec",)
 
@@ -46,14 +57,11 @@ class ModelSource:
     model: str
     package: str
     path: str
-    float32_copy: bool = False
-    int8_copy: bool = False
+    served_copies: bool = False
 
 
 MODEL_SOURCES = (
-    ModelSource(
-        "platedet", "platedet", "artifacts/platedet.onnx", float32_copy=True, int8_copy=True
-    ),
+    ModelSource("platedet", "platedet", "artifacts/platedet.onnx", served_copies=True),
     ModelSource("ppocr_det", "rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx"),
     ModelSource("ppocr_rec", "rapidocr_onnxruntime", "models/ch_PP-OCRv4_rec_infer.onnx"),
 )
@@ -112,21 +120,39 @@ def assemble_model_repository(dest: Path = MODEL_REPOSITORY) -> None:
             committed = MODEL_REPOSITORY / source.model
             for file in ("config.pbtxt", "configs/cpu.pbtxt", "1/model.py"):
                 _copy_if_changed(committed / file, model_dir / file)
-            if source.int8_copy:
+            if source.served_copies:
                 _copy_if_changed(committed / INT8_RANGES, model_dir / INT8_RANGES)
         onnx_file = _package_file(source)
         target = model_dir / "1" / "model.onnx"
         _copy_if_changed(onnx_file, target)
-        if source.float32_copy:
-            fp32 = model_dir / "1" / FP32_COPY
-            if _stale(fp32, target):
-                partial = fp32.with_suffix(".partial")
-                partial.write_bytes(float16_to_float32(target.read_bytes()))
-                partial.replace(fp32)
-            if source.int8_copy:
-                int8 = model_dir / "1" / INT8_COPY
-                ranges = model_dir / INT8_RANGES
-                if _stale(int8, fp32, ranges):
-                    partial = int8.with_suffix(".partial")
-                    quantize_int8(fp32, partial, ranges)
-                    partial.replace(int8)
+        if source.served_copies:
+            _write_served_copies(model_dir)
+
+
+def _write_served_copies(model_dir: Path) -> None:
+    """Write the detector's served graph (FP16), its FP32 copy and the INT8 copy.
+
+    All three take the letterboxed ``uint8`` image (``detector_graph.with_image_input``);
+    the INT8 copy is quantized from the FP32 graph before that input is added, so the
+    committed activation ranges name the same tensors.
+    """
+    version = model_dir / "1"
+    for name in OBSOLETE_COPIES:
+        (version / name).unlink(missing_ok=True)
+    # The copies are rebuilt when the wheel's file, the ranges or the code writing them change.
+    sources = (version / "model.onnx", model_dir / INT8_RANGES, *_GRAPH_CODE)
+    copies = (version / SERVED_COPY, version / FP32_COPY, version / INT8_COPY)
+    if not any(_stale(copy, *sources) for copy in copies):
+        return
+    original, ranges = sources[0], sources[1]
+    head = served_detector(original.read_bytes())
+    head_fp32 = float16_to_float32(head)
+    with tempfile.TemporaryDirectory(prefix="lpr-platedet-") as work:
+        float_input, quantized = Path(work) / "fp32.onnx", Path(work) / "int8.onnx"
+        float_input.write_bytes(head_fp32)
+        quantize_int8(float_input, quantized, ranges)
+        head_int8 = quantized.read_bytes()
+    for target, graph in zip(copies, (head, head_fp32, head_int8), strict=True):
+        partial = target.with_suffix(".partial")
+        partial.write_bytes(with_image_input(graph))
+        partial.replace(target)
