@@ -26,6 +26,11 @@ from typing import Final, Literal
 MAX_PLATE_LENGTH: Final = 10
 """Longest plate we accept; the NCIC LIC field (license plate number) is 10 characters."""
 
+MIN_EDIT_LENGTH: Final = 4
+"""Shortest plate that two readings may differ by an edit in and still count as one plate
+(hot-list one-edit matching, multi-frame fusion); below this one edit joins too many
+unrelated plates."""
+
 # Separators people and hot-list files put inside plates; they are not part of the plate.
 _SEPARATORS: Final = " \t\r\n-."
 _DROP_SEPARATORS: Final = str.maketrans("", "", _SEPARATORS)

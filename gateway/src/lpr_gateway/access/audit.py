@@ -56,10 +56,10 @@ async def record(app: FastAPI, event: AuditEvent, *, durable_fallback: bool = Fa
     return "queued"
 
 
-async def queue(factory: async_sessionmaker[AsyncSession], event: AuditEvent) -> None:
-    """Store an event in the outbox in its own transaction (kept whatever the request does)."""
+async def queue(factory: async_sessionmaker[AsyncSession], *events: AuditEvent) -> None:
+    """Store events in the outbox in one transaction of their own (kept whatever the request does)."""
     async with factory() as session:
-        session.add(AuditOutbox(event=event.model_dump(mode="json")))
+        session.add_all(AuditOutbox(event=event.model_dump(mode="json")) for event in events)
         await session.commit()
 
 
@@ -113,18 +113,14 @@ class ResultLog:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Start the sending task."""
-        if self._task is None:
+        """Start the sending task (again, if it ended)."""
+        if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="gateway-result-log")
 
     def post(self, event: AuditEvent) -> None:
         """Queue ``event``; it reaches audit-svc (or the durable outbox) shortly."""
-        if self._task is None or self._task.done():
-            # Not running (shutting down): still keep the event, off the request's task.
-            self._queue.put_nowait(event)
-            self.start()
-            return
         self._queue.put_nowait(event)
+        self.start()
 
     async def drain(self) -> None:
         """Return once every event posted so far was sent or queued durably."""
@@ -164,11 +160,10 @@ class ResultLog:
             pass
         except Exception:  # never lose an event to an unexpected failure either
             _logger.exception("access.result events could not be sent; queueing them")
-        for event in events:
-            try:
-                await queue(self._app.state.sessionmaker, event)
-            except Exception:
-                _logger.exception("access.result event %s lost", event.event_id)
+        try:
+            await queue(self._app.state.sessionmaker, *events)
+        except Exception:
+            _logger.exception("%d access.result events lost", len(events))
 
 
 @asynccontextmanager

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -137,13 +138,31 @@ def _count(value: str | None) -> int | None:
         return None
 
 
-def _record_ids(upstream: httpx.Response) -> list[str]:
-    return [i for i in (upstream.headers.get(RECORD_IDS_HEADER) or "").split(",") if i.strip()]
+@dataclass(frozen=True)
+class Answer:
+    """What an owner's answer says about itself in its headers (docs/internal-api.md)."""
+
+    status: int
+    count: int | None
+    data_class: str | None
+    owner_agency: str | None
+    record_ids: list[str]
+
+    @classmethod
+    def of(cls, upstream: httpx.Response) -> Answer:
+        """Read the answer's headers once."""
+        headers = upstream.headers
+        ids = (headers.get(RECORD_IDS_HEADER) or "").split(",")
+        return cls(
+            status=upstream.status_code,
+            count=_count(headers.get(RESULT_COUNT_HEADER)),
+            data_class=headers.get(DATA_CLASS_HEADER) or None,
+            owner_agency=headers.get(OWNER_AGENCY_HEADER) or None,
+            record_ids=[i for i in ids if i.strip()],
+        )
 
 
-def result_event(
-    caller: Caller, upstream: httpx.Response | None, error: str | None = None
-) -> AuditEvent:
+def result_event(caller: Caller, answer: Answer | None, error: str | None = None) -> AuditEvent:
     """The ``access.result`` event of a forwarded read: what the owner's answer carried.
 
     It repeats who, why and what was asked (so it reads on its own) and points at the
@@ -155,18 +174,14 @@ def result_event(
         "decision_event_id": str(decision.event_id),
     }
     query = dict(decision.query or {})
-    count: int | None = None
     outcome: Outcome = "error"
-    if upstream is not None:
-        count = _count(upstream.headers.get(RESULT_COUNT_HEADER))
-        data_class = upstream.headers.get(DATA_CLASS_HEADER)
-        details["upstream_status"] = upstream.status_code
-        if data_class:
-            details["data_class"] = data_class
-        record_ids = _record_ids(upstream)
-        if record_ids:
-            query["record_ids"] = record_ids[:MAX_RECORD_IDS]
-        outcome = "success" if upstream.status_code < 400 else "failure"
+    if answer is not None:
+        details["upstream_status"] = answer.status
+        if answer.data_class:
+            details["data_class"] = answer.data_class
+        if answer.record_ids:
+            query["record_ids"] = answer.record_ids[:MAX_RECORD_IDS]
+        outcome = "success" if answer.status < 400 else "failure"
     if error is not None:
         details["upstream_error"] = error
     return decision.model_copy(
@@ -175,7 +190,7 @@ def result_event(
             "occurred_at": datetime.now(UTC),
             "event_type": RESULT_EVENT,
             "outcome": outcome,
-            "result_count": count,
+            "result_count": answer.count if answer is not None else None,
             "query": query or None,
             "details": details,
         }
@@ -193,23 +208,21 @@ async def _account(
     itself is already durable.
     """
     app: FastAPI = request.app
-    headers = upstream.headers
-    event = result_event(caller, upstream) if result else None
-    count = _count(headers.get(RESULT_COUNT_HEADER))
-    data_class = headers.get(DATA_CLASS_HEADER)
-    owner_agency = headers.get(OWNER_AGENCY_HEADER)
+    answer = Answer.of(upstream)
+    event = result_event(caller, answer) if result else None
     principal = caller.principal
     assert principal is not None
-    if not (
-        upstream.status_code < 300
-        and owner_agency
-        and owner_agency != principal.agency
-        and data_class
+    owner_agency, data_class = answer.owner_agency, answer.data_class
+    if (
+        answer.status >= 300
+        or owner_agency is None
+        or data_class is None
+        or owner_agency == principal.agency
     ):
+        # Nothing leaves the agency: the result follows the answer.
         if event is not None:
             app.state.result_log.post(event)
         return
-    record_ids = _record_ids(upstream)
     access = caller.access
     dissemination = DisseminationRecord(
         recipient_agency=principal.agency,
@@ -217,9 +230,9 @@ async def _account(
         purpose=access.purpose if access else None,
         case_number=access.case_number if access else None,
         data_class=data_class,
-        record_ids=record_ids[:MAX_RECORD_IDS],
+        record_ids=answer.record_ids[:MAX_RECORD_IDS],
         query=caller.event.query,
-        record_count=count if count is not None else len(record_ids),
+        record_count=answer.count if answer.count is not None else len(answer.record_ids),
         released_by=f"gateway:{caller.decision.rule if caller.decision else 'policy'}",
         released_by_agency=owner_agency,
         request_id=str(caller.request_id),

@@ -38,6 +38,7 @@ from uuid import UUID
 
 from lpr_common.plates import (
     DEFAULT_OCR_EQUIVALENCE,
+    MIN_EDIT_LENGTH,
     InvalidPattern,
     InvalidPlate,
     OcrEquivalence,
@@ -51,9 +52,8 @@ from lpr_common.plates import (
 
 EntryId: TypeAlias = UUID | int | str
 
-MIN_ONE_EDIT_LENGTH: Final = 4
-"""Shortest plate (entry or read) that takes part in one-edit matching; below this one edit
-joins too many unrelated plates."""
+MIN_ONE_EDIT_LENGTH: Final = MIN_EDIT_LENGTH
+"""Shortest plate (entry or read) that takes part in one-edit matching (shared with fusion)."""
 
 _NORMALISED_PLATE: Final = re.compile(r"[A-Z0-9]{1,10}")
 _PREFIX_KEY_LENGTH: Final = 3

@@ -22,13 +22,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
 
-from lpr_common.plates import DEFAULT_OCR_EQUIVALENCE, OcrEquivalence
-
-MIN_EDIT_LENGTH: Final = 4
-"""Shortest plate that may join a track with an edit (not only OCR look-alikes); below this
-one edit makes too many unrelated plates look alike."""
+from lpr_common.plates import DEFAULT_OCR_EQUIVALENCE, MIN_EDIT_LENGTH, OcrEquivalence
 
 
 @dataclass(frozen=True, slots=True)
