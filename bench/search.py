@@ -52,7 +52,7 @@ from lpr_common.settings import LprSettings
 from lpr_recognition.search.repository import SearchQuery, build_search_sql, positional
 from lpr_recognition.search.schemas import SearchRequest
 from lpr_recognition.search.service import build_query
-from lprctl.postgres import EmbeddedPostgres, free_port
+from lprctl.postgres import EmbeddedPostgres, free_port, free_ports
 from lprctl.stack import SERVICES, Stack
 
 AGENCY = "CA0010000"
@@ -434,21 +434,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             load(url, args.rows, args.days, args.cameras, args.frequent_share, args.seed)
         )
 
+        gateway, recognition, hotlist, audit, *triton_ports = free_ports(7)
         settings = LprSettings(
             data_dir=workdir / "stack",
             environment="test",
             agency=AGENCY,
-            gateway_url=f"http://127.0.0.1:{free_port()}",
-            recognition_url=f"http://127.0.0.1:{free_port()}",
-            hotlist_url=f"http://127.0.0.1:{free_port()}",
-            audit_url=f"http://127.0.0.1:{free_port()}",
+            gateway_url=f"http://127.0.0.1:{gateway}",
+            recognition_url=f"http://127.0.0.1:{recognition}",
+            hotlist_url=f"http://127.0.0.1:{hotlist}",
+            audit_url=f"http://127.0.0.1:{audit}",
         )
         stack = Stack(
             settings,
             echo=log,
             external_database_url=url,
             triton="off",
-            triton_ports=(free_port(), free_port(), free_port()),
+            triton_ports=(triton_ports[0], triton_ports[1], triton_ports[2]),
             extra_env={"LPR_AGENCY": AGENCY, "LPR_WORKERS_ENABLED": "false"},
         )
         stack.start(ready_timeout_s=120)

@@ -47,10 +47,23 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 def free_port() -> int:
     """Ask the kernel for a free TCP port on loopback."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on loopback.
+
+    All probes stay bound until every port is chosen: asked one at a time, the kernel may
+    hand the same just-released port out twice, and two services would then share it.
+    """
+    probes = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def _server_account() -> pwd.struct_passwd | None:

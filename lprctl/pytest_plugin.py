@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from lpr_common.db import build_engine, get_session
 from lpr_common.migrations import upgrade
 from lpr_common.settings import LprSettings
-from lprctl.postgres import EmbeddedPostgres, free_port
+from lprctl.postgres import EmbeddedPostgres, free_port, free_ports
 from lprctl.stack import SERVICES, Component, Stack
 from lprctl.stack_client import StackClient
 
@@ -217,20 +217,21 @@ def running_stack(
     recognition service stores reads and leaves them pending.
     """
     directory = Path(tempfile.mkdtemp(prefix="lpr-test-stack-"))
+    gateway, recognition, hotlist, audit, *triton_ports = free_ports(7)
     settings = LprSettings(
         data_dir=directory,
         environment="test",
-        gateway_url=f"http://127.0.0.1:{free_port()}",
-        recognition_url=f"http://127.0.0.1:{free_port()}",
-        hotlist_url=f"http://127.0.0.1:{free_port()}",
-        audit_url=f"http://127.0.0.1:{free_port()}",
+        gateway_url=f"http://127.0.0.1:{gateway}",
+        recognition_url=f"http://127.0.0.1:{recognition}",
+        hotlist_url=f"http://127.0.0.1:{hotlist}",
+        audit_url=f"http://127.0.0.1:{audit}",
     )
     stack = Stack(
         settings,
         echo=lambda _: None,
         external_database_url=migrated_database_url,
         triton="embedded" if _session_needs_triton(request) else "off",
-        triton_ports=(free_port(), free_port(), free_port()),
+        triton_ports=(triton_ports[0], triton_ports[1], triton_ports[2]),
         # Quick retries, so a test that stops Triton does not wait minutes for the reads.
         extra_env={"LPR_RETRY_BASE_S": "0.5", "LPR_RETRY_MAX_S": "2", "LPR_WORKER_POLL_S": "0.2"},
     )

@@ -33,6 +33,20 @@ from lpr_common.settings import DEFAULT_DATABASE_PORT, LprSettings
 from lprctl.postgres import EmbeddedPostgres, PostgresError, tail_file
 
 
+def _is(component: Component, response: httpx.Response) -> bool:
+    """True when the readiness answer comes from ``component`` itself.
+
+    A service's ``/readyz`` names the service: if its port were taken by another of our
+    services, that one's answer must not pass for it.
+    """
+    if component.ready_url:
+        return True  # Triton's own probe
+    try:
+        return bool(response.json().get("service") == component.name)
+    except ValueError:
+        return False
+
+
 class StackError(RuntimeError):
     """A component could not start; the message names it and says why, in one line."""
 
@@ -325,6 +339,7 @@ class Stack:
         self.components.append(component)
 
     def _wait_ready(self, timeout_s: float) -> None:
+        """Wait until every component answers its readiness probe as itself."""
         deadline = time.monotonic() + timeout_s
         pending = [c for c in self.components if c.url or c.ready_url]
         with httpx.Client(timeout=2.0) as client:
@@ -340,7 +355,7 @@ class Stack:
                         response = client.get(component.ready_url or f"{component.url}/readyz")
                     except httpx.HTTPError:
                         continue
-                    if response.status_code == 200:
+                    if response.status_code == 200 and _is(component, response):
                         pending.remove(component)
                 if time.monotonic() > deadline:
                     names = ", ".join(c.name for c in pending)

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lprctl.postgres import free_port
+from lprctl.postgres import free_ports
 from lprctl.stack import SERVICES
 
 
@@ -36,9 +36,10 @@ def stack_env(stack_dir: Path) -> Iterator[dict[str, str]]:
     for name in ("DATABASE_URL", "LPR_DATABASE_URL"):
         env.pop(name, None)
     env["LPR_DATA_DIR"] = str(stack_dir / "data")
-    env["LPR_DATABASE_PORT"] = str(free_port())
-    for spec in SERVICES:
-        env[f"LPR_{spec.name.upper()}_URL"] = f"http://127.0.0.1:{free_port()}"
+    database_port, *ports = free_ports(1 + len(SERVICES))
+    env["LPR_DATABASE_PORT"] = str(database_port)
+    for spec, port in zip(SERVICES, ports, strict=True):
+        env[f"LPR_{spec.name.upper()}_URL"] = f"http://127.0.0.1:{port}"
     yield env
     # Whatever happens in the test, leave nothing running.
     for process in _processes_of(stack_dir):
