@@ -10,12 +10,13 @@ from lpr_audit.ledger.service import ledger_lifespan
 from lpr_audit.reports import router as reports
 from lpr_audit.retention import router as retention
 from lpr_audit.settings import Settings
+from lpr_common.lanes import add_lanes
 from lpr_common.service import create_service_app
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the audit service app."""
-    return create_service_app(
+    app = create_service_app(
         name="audit",
         title="LPR audit service",
         description="The append-only, hash-chained access log, the dissemination log, retention receipts and transparency reports.",
@@ -32,6 +33,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         peers=[],
         lifespan_hooks=[ledger_lifespan],
     )
+    add_lanes(
+        app,
+        {
+            ("POST", "/internal/v1/events"): access_log.append_events_lane,
+            ("POST", "/internal/v1/disseminations"): dissemination.append_disseminations_lane,
+        },
+    )
+    return app
 
 
 app = create_app()

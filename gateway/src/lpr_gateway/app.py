@@ -11,9 +11,10 @@ from fastapi import APIRouter, Depends, FastAPI, Response
 
 import lpr_gateway.tables  # noqa: F401  (every table on the metadata)
 from lpr_common.keys import load_or_create_ed25519
+from lpr_common.lanes import add_lanes
 from lpr_common.service import create_service_app
 from lpr_gateway.access.audit import outbox_flusher, result_log
-from lpr_gateway.access.forward import forwarding_router, upstream_clients
+from lpr_gateway.access.forward import forwarding_lanes, forwarding_router, upstream_clients
 from lpr_gateway.access.guard import guard
 from lpr_gateway.access.partner_docs import PARTNER_TAG_METADATA
 from lpr_gateway.access.subjects import subject_cache_listener
@@ -109,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             forwarding_router(),
         )
     ]
-    return create_service_app(
+    app = create_service_app(
         name="gateway",
         title="LPR gateway",
         description=(
@@ -129,6 +130,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
         openapi_tags=OPENAPI_TAGS,
     )
+    add_lanes(app, forwarding_lanes())
+    return app
 
 
 app = create_app()

@@ -11,6 +11,7 @@ from tritonclient.utils import InferenceServerException
 
 from lpr_common.deployment_results import deployment_results_lifespan
 from lpr_common.errors import ServiceUnavailable
+from lpr_common.lanes import add_lanes
 from lpr_common.service import create_service_app
 from lpr_recognition.blobs import LocalBlobStore
 from lpr_recognition.fusion.service import FusionConfig
@@ -18,6 +19,7 @@ from lpr_recognition.inference.triton_client import TritonRecognizer
 from lpr_recognition.reads.router import router as reads_router
 from lpr_recognition.retention.router import holds_router, runs_router
 from lpr_recognition.retention.runtime import retention_runtime
+from lpr_recognition.search.router import LANES as SEARCH_LANES
 from lpr_recognition.search.router import router as search_router
 from lpr_recognition.settings import Settings
 from lpr_recognition.workers.backoff import run_forever
@@ -109,7 +111,7 @@ async def triton(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the recognition service app."""
-    return create_service_app(
+    app = create_service_app(
         name="recognition",
         title="LPR recognition service",
         description="Reads: ingest, image blobs, plate recognition through Triton, historical search and read retention.",
@@ -124,6 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         readiness_checks=[triton],
         openapi_tags=[{"name": "reads", "description": "Camera reads, their images and plates"}],
     )
+    add_lanes(app, SEARCH_LANES)
+    return app
 
 
 app = create_app()

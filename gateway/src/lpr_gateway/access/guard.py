@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from lpr_common.audit_client import AuditEvent, Outcome
 from lpr_common.db import SessionDep
@@ -227,13 +228,19 @@ def _camera_reason(decision: Decision, principal: Principal) -> str:
 
 async def guard(request: Request, response: Response, session: SessionDep) -> Caller:
     """Authenticate the caller, decide with the policy, audit the decision."""
+    route = request.scope.get("route")
+    template = route.path if isinstance(route, APIRoute) else ""
+    return await check(request, response, session, rule_for(request.method, template))
+
+
+async def check(
+    request: Request, response: Response, session: AsyncSession, rule: RouteRule | None
+) -> Caller:
+    """The guard for the route ``rule`` (``None``: no such operation, refused and audited)."""
     app: FastAPI = request.app
     settings: Settings = app.state.settings
     request.state.now = datetime.now(UTC)
     request.state.request_id = uuid4()
-    route = request.scope.get("route")
-    template = route.path if isinstance(route, APIRoute) else ""
-    rule = rule_for(request.method, template)
     event = base_event(request, "denied")
     if rule is None:
         principal = None

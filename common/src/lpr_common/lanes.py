@@ -1,0 +1,141 @@
+"""Express lanes: the few hottest operations, served without FastAPI's routing.
+
+Every request FastAPI routes walks its middleware, matches the path against each
+included router in turn, and solves its dependencies inside an exit stack. On the search
+path (a search crosses the gateway, recognition-svc and audit-svc) that machinery cost
+more CPU than the work itself. A lane maps one ``(method, path)`` to a handler that
+resolves its own few dependencies (the same dependency functions) and calls the same
+endpoint code.
+
+The route stays registered with FastAPI: it documents the operation in OpenAPI and
+serves any request a lane does not take. Errors are rendered by the app's own exception
+handlers, so an answer through a lane is the answer the routed path gives.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from lpr_common.db import get_session
+
+LaneHandler = Callable[[Request], Awaitable[Response]]
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class ExpressLanes:
+    """ASGI middleware: requests for a lane's ``(method, path)`` go straight to its handler."""
+
+    def __init__(self, app: ASGIApp, lanes: Mapping[tuple[str, str], LaneHandler]) -> None:
+        self.app = app
+        self._lanes = dict(lanes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a lane's request, pass anything else on."""
+        if scope["type"] == "http":
+            handler = self._lanes.get((scope["method"], scope["path"]))
+            if handler is not None:
+                request = Request(scope, receive)
+                try:
+                    response = await handler(request)
+                except Exception as error:
+                    response = await _render(request, error)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _render(request: Request, error: Exception) -> Response:
+    """The app's own answer for ``error`` (unexpected errors go on to the 500 handler)."""
+    app: FastAPI = request.app
+    for kind in type(error).__mro__:
+        if kind is Exception:
+            break
+        handler: Any = app.exception_handlers.get(kind)
+        if handler is not None:
+            response: Response = await handler(request, error)
+            return response
+    raise error
+
+
+def add_lanes(app: FastAPI, lanes: Mapping[tuple[str, str], LaneHandler]) -> None:
+    """Serve ``lanes`` ahead of the app's routing (call before the app starts)."""
+    app.add_middleware(ExpressLanes, lanes=lanes)
+
+
+async def json_body(request: Request, model: type[Model]) -> Model:
+    """The request's JSON body as ``model``; refused as FastAPI refuses a bad body (422).
+
+    Raises:
+        RequestValidationError: the body is not JSON or not a valid ``model``.
+    """
+    body = await request.body()
+    if not body:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+        )
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        if any(detail["type"] == "json_invalid" for detail in error.errors()):
+            raise _not_json(body) from error
+        raise RequestValidationError(
+            [{**detail, "loc": ("body", *detail["loc"])} for detail in error.errors()]
+        ) from error
+
+
+def _not_json(body: bytes) -> RequestValidationError:
+    """FastAPI's refusal of a body that is not JSON: where the decoder stopped."""
+    try:
+        json.loads(body)
+        position = 0
+    except ValueError as error:
+        position = getattr(error, "pos", 0)
+    return RequestValidationError(
+        [{"type": "json_invalid", "loc": ("body", position), "msg": "JSON decode error"}]
+    )
+
+
+def json_response(
+    model: BaseModel, *, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """``model`` as a JSON answer (what FastAPI sends for a returned model)."""
+    return Response(
+        model.model_dump_json(by_alias=True).encode(),
+        status_code=status_code,
+        headers=dict(headers or {}),
+        media_type="application/json",
+    )
+
+
+@asynccontextmanager
+async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The session ``SessionDep`` would give this request: commit on success.
+
+    An override of :func:`~lpr_common.db.get_session` (the tests' transaction that is
+    rolled back) is honoured as FastAPI would; overrides take no parameters.
+    """
+    app: FastAPI = request.app
+    override = app.dependency_overrides.get(get_session)
+    scope = (
+        asynccontextmanager(override)() if override else asynccontextmanager(get_session)(request)
+    )
+    async with scope as session:
+        yield session
+
+
+def headers_of(response: Response) -> dict[str, str]:
+    """Headers an endpoint set on its ``Response`` parameter (not the computed ones)."""
+    return {
+        name: value
+        for name, value in response.headers.items()
+        if name not in {"content-length", "content-type"}
+    }
