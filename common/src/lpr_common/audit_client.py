@@ -8,6 +8,7 @@ The fields of :class:`AuditEvent` are those CJIS 5.4.1.1.1 and Cal. Civ. Code
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID, uuid4
@@ -106,25 +107,33 @@ class AuditClient:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
 
-    async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _post(self, path: str, name: str, items: Sequence[BaseModel]) -> dict[str, Any]:
+        # Encoded by pydantic (the same JSON as ``model_dump(mode="json")``, several times
+        # cheaper than the json module): every gateway request waits for one of these.
+        content = b"".join(
+            (
+                b'{"',
+                name.encode(),
+                b'":[',
+                b",".join(i.model_dump_json().encode() for i in items),
+                b"]}",
+            )
+        )
         try:
-            response = await self._client.post(path, json=payload)
+            response = await self._client.post(
+                path, content=content, headers={"content-type": "application/json"}
+            )
         except httpx.HTTPError as exc:
             raise ServiceUnavailable(f"audit log unavailable: {type(exc).__name__}") from exc
         if response.status_code >= 300:
             raise ServiceUnavailable(f"audit log refused the record: HTTP {response.status_code}")
-        body: dict[str, Any] = response.json()
-        return body
+        answer: dict[str, Any] = response.json()
+        return answer
 
     async def record(self, *events: AuditEvent) -> dict[str, Any]:
         """Append events to the access log (the call returns once they are durable)."""
-        return await self._post(
-            "/internal/v1/events", {"events": [e.model_dump(mode="json") for e in events]}
-        )
+        return await self._post("/internal/v1/events", "events", events)
 
     async def disseminate(self, *records: DisseminationRecord) -> dict[str, Any]:
         """Append records to the dissemination log."""
-        return await self._post(
-            "/internal/v1/disseminations",
-            {"records": [r.model_dump(mode="json") for r in records]},
-        )
+        return await self._post("/internal/v1/disseminations", "records", records)
