@@ -152,6 +152,53 @@ async def test_concurrent_appends_from_two_replicas_do_not_fork(
     assert verified.report.ok, verified.report.to_json()
 
 
+async def test_a_writer_whose_tail_is_stale_links_after_the_other_replica(
+    writer: ChainWriter,
+    migrated_database_url: str,
+    session: AsyncSession,
+    checkpoint_key: Ed25519PrivateKey,
+) -> None:
+    # Each writer keeps the tail it committed and appends after it in one statement.
+    # Here the other replica appends in between: the first writer's next batch must not
+    # take the seq the other one used, nor link to the tail it remembered.
+    other_engine = build_engine(migrated_database_url, pool_size=2)
+    use_writer_role(other_engine, WRITER_ROLE)
+    other = ChainWriter(other_engine, ACCESS)
+    other.start()
+
+    async def request(chain_writer: ChainWriter, size: int) -> AppendResult:
+        now = repository.now()
+        return await chain_writer.append([encode_event(make_event(), now) for _ in range(size)])
+
+    try:
+        first = await request(writer, 2)
+        second = await request(writer, 1)  # the one-statement path: its tail is known
+        between = await request(other, 3)
+        after = await request(writer, 2)  # stale tail: refused whole, then relinked
+    finally:
+        await other.stop()
+        await other_engine.dispose()
+
+    assert second.first_seq == first.last_seq + 1
+    assert between.first_seq == second.last_seq + 1
+    assert after.first_seq == between.last_seq + 1
+    rows = (
+        await session.execute(
+            text(
+                "SELECT seq, prev_hash, hash FROM audit.access_events "
+                "WHERE seq BETWEEN :a AND :b ORDER BY seq"
+            ),
+            {"a": first.first_seq, "b": after.last_seq},
+        )
+    ).all()
+    assert [row[0] for row in rows] == list(range(first.first_seq, after.last_seq + 1))
+    assert all(rows[i + 1][1] == rows[i][2] for i in range(len(rows) - 1))
+    verified = await repository.verify_stored(
+        session, ACCESS, [checkpoint_key.public_key()], first=first.first_seq, last=after.last_seq
+    )
+    assert verified.report.ok, verified.report.to_json()
+
+
 @pytest.mark.parametrize(
     "statement",
     [
