@@ -14,7 +14,8 @@ load on the machine does not inflate; ``ms_per_image_per_core`` is wall time per
 times the machine's cores, an upper bound that does.
 
 Usage: uv run python bench/recognition.py [--data DIR] [--limit N] [--concurrency C]
-       [--recognizer plate_rec|ppocr_rec] [--split build/train-ocr/split.json --part validation]
+       [--recognizer plate_rec|ppocr_rec] [--detector-max-pixels N]
+       [--split build/train-ocr/split.json --part validation]
 """
 
 from __future__ import annotations
@@ -238,7 +239,10 @@ async def benchmark(args: argparse.Namespace) -> dict[str, object]:
     only: frozenset[str] | None = None
     if args.split:
         only = frozenset(json.loads(Path(args.split).read_text())[args.part])
-    settings = PipelineSettings(text_recognizer=args.recognizer)
+    settings = PipelineSettings(
+        text_recognizer=args.recognizer,
+        detector_max_pixels=args.detector_max_pixels or None,
+    )
     sets = {
         name: load_set(data / name, args.limit, only) for name in SETS if (data / name).is_dir()
     }
@@ -294,6 +298,7 @@ async def benchmark(args: argparse.Namespace) -> dict[str, object]:
         baseline_seconds += result.n / result.images_per_s
     summary["triton_overhead_ratio"] = round(triton_seconds / baseline_seconds, 3)
     summary["recognizer"] = settings.text_recognizer
+    summary["detector_max_pixels"] = settings.detector_max_pixels
     summary["cores"] = CORES
     summary["openalpr_ms_per_image_one_core"] = OPENALPR_MS_PER_IMAGE_ONE_CORE
     print(
@@ -316,6 +321,12 @@ def main() -> None:
         choices=(PLATE_RECOGNIZER, TEXT_RECOGNIZER),
         default=PipelineSettings().text_recognizer,
         help="plate_rec: the fine-tuned plate recognizer; ppocr_rec: stock PP-OCR pair",
+    )
+    parser.add_argument(
+        "--detector-max-pixels",
+        type=int,
+        default=PipelineSettings().detector_max_pixels or 0,
+        help="most pixels of the detector's scaled image; 0: only the longest side is bounded",
     )
     parser.add_argument("--split", help="split.json of the training pipeline: score one part")
     parser.add_argument("--part", default="validation", help="part of --split to score")

@@ -7,6 +7,7 @@ import pytest
 
 from lpr_recognition.inference.plate_detector import (
     BOX_BINS,
+    DETECTOR_MAX_PIXELS,
     DETECTOR_STRIDES,
     Detection,
     anchor_grid,
@@ -55,6 +56,30 @@ def test_letterbox_keeps_aspect_and_pads_only_to_a_multiple_of_32() -> None:
     tall, tall_transform = letterbox(np.zeros((1280, 600, 3), dtype=np.uint8))
     assert tall.shape == (1, 640, 320, 3)
     assert tall_transform.scale == 0.5
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "expected_input", "expected_scale"),
+    [
+        (720, 1280, (384, 640), 0.5),  # 16:9: the budget is its area, unchanged
+        (1080, 1920, (384, 640), 1 / 3),
+        (1280, 1280, (480, 480), 0.375),  # square: 480 x 480, not 640 x 640
+        (397, 530, (416, 576), None),  # 4:3, still enlarged, to 554 x 416
+    ],
+)
+def test_pixel_budget_shrinks_square_frames_only(
+    height: int, width: int, expected_input: tuple[int, int], expected_scale: float | None
+) -> None:
+    canvas, transform = letterbox(
+        np.zeros((height, width, 3), dtype=np.uint8), max_pixels=DETECTOR_MAX_PIXELS
+    )
+    assert canvas.shape[1:3] == expected_input
+    assert (transform.height, transform.width) == expected_input
+    assert round(width * transform.scale) * round(height * transform.scale) <= DETECTOR_MAX_PIXELS
+    if expected_scale is not None:
+        assert transform.scale == pytest.approx(expected_scale)
+    unbounded, _ = letterbox(np.zeros((height, width, 3), dtype=np.uint8))
+    assert canvas.size <= unbounded.size
 
 
 def test_anchors_run_row_by_row_from_the_finest_grid() -> None:

@@ -162,14 +162,16 @@ class _FakeRunner:
 async def test_pipeline_reads_two_views_and_stops_when_they_agree() -> None:
     runner = _FakeRunner(["7ABC123"] * 5)
     pipeline = PlatePipeline(runner, ALPHABET, PipelineSettings())
-    image = np.full((480, 640, 3), 128, dtype=np.uint8)
+    # A 16:9 frame: the detector sees it at its own scale, padded to 640 x 384.
+    image = np.full((360, 640, 3), 128, dtype=np.uint8)
     (plate,) = await pipeline.recognize_array(image, region="us")
     assert plate.text == "7ABC123"
     x, y, width, height = plate.box
-    assert (x + width / 2, y + height / 2) == pytest.approx((324, 244), abs=1)
+    # The anchor at input (324, 196), less the 12 rows of padding above the image.
+    assert (x + width / 2, y + height / 2) == pytest.approx((324, 184), abs=1)
     assert width == height == 120  # 2 x 7.5 bins of stride 8
     assert runner.calls == [
-        (PLATE_DETECTOR, (1, 480, 640, 3)),
+        (PLATE_DETECTOR, (1, 384, 640, 3)),
         (PLATE_RECOGNIZER, (FIRST_VIEWS, 3, 48, 160)),
     ]
     assert pipeline_models() == (PLATE_DETECTOR, PLATE_RECOGNIZER)
@@ -180,6 +182,8 @@ async def test_pipeline_reads_every_view_when_the_first_disagree_and_votes() -> 
     pipeline = PlatePipeline(runner, ALPHABET, PipelineSettings())
     (plate,) = await pipeline.recognize_array(np.full((640, 640, 3), 128, np.uint8), "us")
     views = len(PipelineSettings().vote_paddings)
+    # A square frame goes to the detector within the pixel budget: 480 x 480.
+    assert runner.calls[0] == (PLATE_DETECTOR, (1, 480, 480, 3))
     assert [shape[0] for _, shape in runner.calls[1:]] == [FIRST_VIEWS, views - FIRST_VIEWS]
     assert plate.text == "7ABC123"
     assert plate.character_confidences[-1] < plate.character_confidences[0]

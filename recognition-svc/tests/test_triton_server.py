@@ -19,8 +19,13 @@ PLATES_DIR = Path(
 )
 # Ports away from the defaults, so a running stack is not disturbed.
 PORTS = TritonPorts(http=18100, grpc=18101, metrics=18102)
-# US images whose plates the stock models read; named here, their text comes from the data.
-IMAGES = ("37170dd1-2802-4e38-b982-c5d07c64ff67", "4be2025c-09f7-4bb0-b1bd-8e8633e6dec1")
+# (set, image) pairs whose plates the models read; named here, their text comes from the
+# data. The BR image is a square 1280 x 1280 frame, which the detector sees at 480 x 480.
+IMAGES = (
+    ("us", "37170dd1-2802-4e38-b982-c5d07c64ff67"),
+    ("us", "4be2025c-09f7-4bb0-b1bd-8e8633e6dec1"),
+    ("br", "JSC7486"),
+)
 
 pytestmark = pytest.mark.slow
 
@@ -42,11 +47,14 @@ async def recognizer(server: TritonServer) -> AsyncIterator[TritonRecognizer]:
         yield client
 
 
-@pytest.mark.parametrize("name", IMAGES)
-async def test_reads_the_plate_of_a_real_image(recognizer: TritonRecognizer, name: str) -> None:
-    fields = (PLATES_DIR / "us" / f"{name}.txt").read_text().strip().split("\t")
+@pytest.mark.parametrize(("region", "name"), IMAGES)
+async def test_reads_the_plate_of_a_real_image(
+    recognizer: TritonRecognizer, region: str, name: str
+) -> None:
+    fields = (PLATES_DIR / region / f"{name}.txt").read_text().strip().split("\t")
     x, y, w, h = (int(v) for v in fields[1:5])
-    plates = await recognizer.recognize((PLATES_DIR / "us" / fields[0]).read_bytes(), region="us")
+    image = (PLATES_DIR / region / fields[0]).read_bytes()
+    plates = await recognizer.recognize(image, region=region)
     assert plates, "no plate found"
     best = plates[0]
     assert best.text == normalize_plate(fields[5])
@@ -65,7 +73,7 @@ async def test_corrupt_image_is_invalid(recognizer: TritonRecognizer) -> None:
 async def test_no_server_is_unavailable() -> None:
     async with TritonRecognizer("localhost:18199", timeout_s=2.0) as client:
         assert not await client.is_ready()
-        image = (PLATES_DIR / "us" / f"{IMAGES[0]}.jpg").read_bytes()
+        image = (PLATES_DIR / "us" / f"{IMAGES[0][1]}.jpg").read_bytes()
         with pytest.raises(RecognitionUnavailable):
             await client.recognize(image)
 

@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from lpr_recognition.inference.errors import InvalidImage
 from lpr_recognition.inference.plate_detector import (
+    DETECTOR_MAX_PIXELS,
     Detection,
     crop_plate,
     decode_detections,
@@ -80,6 +81,9 @@ class PipelineSettings:
     """Tuning of the pipeline; the defaults are the ones measured by bench/recognition.py."""
 
     detector_confidence: float = 0.25
+    # Pixels of the scaled image the detector sees at most, besides the longest side
+    # (plate_detector.DETECTOR_MAX_PIXELS); None bounds the longest side only.
+    detector_max_pixels: int | None = DETECTOR_MAX_PIXELS
     detector_iou: float = 0.5
     crop_padding: float = 0.2
     text_detector_min_side: int = 256
@@ -171,7 +175,7 @@ class PlatePipeline:
 
     async def detect(self, image_bgr: npt.NDArray[np.uint8]) -> list[Detection]:
         """Plate boxes in a BGR image."""
-        image, transform = letterbox(image_bgr)
+        image, transform = letterbox(image_bgr, max_pixels=self._settings.detector_max_pixels)
         outputs = await self._runner.infer(
             PLATE_DETECTOR,
             {PLATE_DETECTOR_INPUT: image},
