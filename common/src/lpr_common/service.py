@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -175,6 +176,13 @@ def create_service_app(
             stack.push_async_callback(engine.dispose)
             for hook in lifespan_hooks:
                 await stack.enter_async_context(hook(app))
+            # What start-up built (modules, the app, models, policy) lives as long as the
+            # process: moved out of the collector's reach, a full collection no longer
+            # walks it in the middle of someone's request. Once per process: a process
+            # that starts many apps (the tests) would otherwise never free the old ones.
+            if gc.get_freeze_count() == 0:
+                gc.collect()
+                gc.freeze()
             yield
 
     app = FastAPI(
