@@ -76,6 +76,26 @@ def append(writer: ChainWriter) -> Append:
     return run
 
 
+@pytest.fixture
+async def other_writer(migrated_database_url: str) -> AsyncIterator[ChainWriter]:
+    """A second replica's writer: its own engine, racing for the same tail."""
+    other_engine = build_engine(migrated_database_url, pool_size=2)
+    use_writer_role(other_engine, WRITER_ROLE)
+    other = ChainWriter(other_engine, ACCESS, max_batch=7)
+    other.start()
+    try:
+        yield other
+    finally:
+        await other.stop()
+        await other_engine.dispose()
+
+
+async def request(chain_writer: ChainWriter, size: int) -> AppendResult:
+    """One request of ``size`` fresh events to ``chain_writer``."""
+    now = repository.now()
+    return await chain_writer.append([encode_event(make_event(), now) for _ in range(size)])
+
+
 async def test_append_links_records_after_the_tail(
     append: Append, session: AsyncSession, checkpoint_key: Ed25519PrivateKey
 ) -> None:
@@ -113,27 +133,13 @@ async def test_stored_fields_are_exactly_what_was_hashed(
 
 async def test_concurrent_appends_from_two_replicas_do_not_fork(
     writer: ChainWriter,
-    migrated_database_url: str,
+    other_writer: ChainWriter,
     session: AsyncSession,
     checkpoint_key: Ed25519PrivateKey,
 ) -> None:
-    # A second replica: its own engine and its own writer, racing for the same tail.
-    other_engine = build_engine(migrated_database_url, pool_size=2)
-    use_writer_role(other_engine, WRITER_ROLE)
-    other = ChainWriter(other_engine, ACCESS, max_batch=7)
-    other.start()
-    try:
-
-        async def request(chain_writer: ChainWriter, size: int) -> AppendResult:
-            now = repository.now()
-            return await chain_writer.append([encode_event(make_event(), now) for _ in range(size)])
-
-        results = await asyncio.gather(
-            *(request(writer if i % 2 else other, 1 + i % 5) for i in range(60))
-        )
-    finally:
-        await other.stop()
-        await other_engine.dispose()
+    results = await asyncio.gather(
+        *(request(writer if i % 2 else other_writer, 1 + i % 5) for i in range(60))
+    )
 
     landed = sorted(seq for r in results for seq in range(r.first_seq, r.last_seq + 1))
     assert len(landed) == len(set(landed)) == sum(1 + i % 5 for i in range(60))
@@ -154,30 +160,17 @@ async def test_concurrent_appends_from_two_replicas_do_not_fork(
 
 async def test_a_writer_whose_tail_is_stale_links_after_the_other_replica(
     writer: ChainWriter,
-    migrated_database_url: str,
+    other_writer: ChainWriter,
     session: AsyncSession,
     checkpoint_key: Ed25519PrivateKey,
 ) -> None:
     # Each writer keeps the tail it committed and appends after it in one statement.
     # Here the other replica appends in between: the first writer's next batch must not
     # take the seq the other one used, nor link to the tail it remembered.
-    other_engine = build_engine(migrated_database_url, pool_size=2)
-    use_writer_role(other_engine, WRITER_ROLE)
-    other = ChainWriter(other_engine, ACCESS)
-    other.start()
-
-    async def request(chain_writer: ChainWriter, size: int) -> AppendResult:
-        now = repository.now()
-        return await chain_writer.append([encode_event(make_event(), now) for _ in range(size)])
-
-    try:
-        first = await request(writer, 2)
-        second = await request(writer, 1)  # the one-statement path: its tail is known
-        between = await request(other, 3)
-        after = await request(writer, 2)  # stale tail: refused whole, then relinked
-    finally:
-        await other.stop()
-        await other_engine.dispose()
+    first = await request(writer, 2)
+    second = await request(writer, 1)  # the one-statement path: its tail is known
+    between = await request(other_writer, 3)
+    after = await request(writer, 2)  # stale tail: refused whole, then relinked
 
     assert second.first_seq == first.last_seq + 1
     assert between.first_seq == second.last_seq + 1
