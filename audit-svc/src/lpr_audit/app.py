@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from lpr_audit.access_log import router as access_log
+from lpr_audit.access_log.schemas import DisseminationBatch, EventBatch
+from lpr_audit.deps import append_lane
 from lpr_audit.dissemination import router as dissemination
 from lpr_audit.ledger.service import ledger_lifespan
 from lpr_audit.reports import router as reports
@@ -36,8 +38,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_lanes(
         app,
         {
-            ("POST", "/internal/v1/events"): access_log.append_events_lane,
-            ("POST", "/internal/v1/disseminations"): dissemination.append_disseminations_lane,
+            ("POST", "/internal/v1/events"): append_lane(EventBatch, access_log.append_events),
+            ("POST", "/internal/v1/disseminations"): append_lane(
+                DisseminationBatch, dissemination.append_disseminations
+            ),
         },
     )
     return app

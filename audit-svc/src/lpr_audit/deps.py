@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from pydantic import BaseModel
 
 from lpr_audit.ledger.service import Ledger
 from lpr_audit.settings import Settings
 from lpr_common.audit_client import AuditEvent
-from lpr_common.context import RequestContext
+from lpr_common.context import RequestContext, internal_context
+from lpr_common.lanes import LaneHandler, json_body, json_response
 
 
 # Async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, a thread
@@ -62,3 +65,25 @@ async def record_access(
             )
         ]
     )
+
+
+AppendBatch = TypeVar("AppendBatch", bound=BaseModel)
+
+
+def append_lane(
+    model: type[AppendBatch],
+    append: Callable[[AppendBatch, RequestContext, Ledger, Settings], Awaitable[BaseModel]],
+) -> LaneHandler:
+    """An internal append route as an express lane (:mod:`lpr_common.lanes`).
+
+    Every gateway request waits for its access event: the platform's most frequent call.
+    The lane checks the caller and the body as the route does and calls the same ``append``.
+    """
+
+    async def lane(request: Request) -> Response:
+        context = await internal_context(request)
+        batch = await json_body(request, model)
+        answer = await append(batch, context, request.app.state.ledger, request.app.state.settings)
+        return json_response(answer, status_code=201)
+
+    return lane

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
 from lpr_audit.access_log import misuse
 from lpr_audit.access_log import repository as queries
@@ -21,10 +21,9 @@ from lpr_audit.access_log.schemas import (
 from lpr_audit.deps import AUDITORS, LedgerDep, SettingsDep, record_access
 from lpr_audit.ledger import repository
 from lpr_audit.ledger.chains import ACCESS, CHAINS
-from lpr_common.context import ContextDep, InternalContextDep, internal_context, require_roles
+from lpr_common.context import ContextDep, InternalContextDep, require_roles
 from lpr_common.db import SessionDep
 from lpr_common.errors import InvalidInput, NotFound
-from lpr_common.lanes import json_body, json_response
 from lpr_common.plates import normalize_plate
 
 internal_router = APIRouter(prefix="/internal/v1", tags=["internal"])
@@ -42,19 +41,6 @@ async def append_events(
         )
     result = await ledger.append_events(batch.events)
     return AppendAnswer(accepted=result.count, first_seq=result.first_seq, last_seq=result.last_seq)
-
-
-async def append_events_lane(request: Request) -> Response:
-    """``POST /internal/v1/events`` as an express lane (:mod:`lpr_common.lanes`).
-
-    Every gateway request waits for its event: the platform's most frequent call.
-    """
-    context = await internal_context(request)
-    batch = await json_body(request, EventBatch)
-    answer = await append_events(
-        batch, context, request.app.state.ledger, request.app.state.settings
-    )
-    return json_response(answer, status_code=201)
 
 
 def _plate(plate: str | None) -> str | None:

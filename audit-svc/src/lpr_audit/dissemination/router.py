@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
 from lpr_audit.access_log import repository as queries
 from lpr_audit.access_log.exports import ZIP, export_response, query_page
@@ -16,10 +16,9 @@ from lpr_audit.access_log.schemas import (
 )
 from lpr_audit.deps import LOG_READERS, LedgerDep, SettingsDep
 from lpr_audit.ledger.chains import DISSEMINATION
-from lpr_common.context import ContextDep, InternalContextDep, internal_context, require_roles
+from lpr_common.context import ContextDep, InternalContextDep, require_roles
 from lpr_common.db import SessionDep
 from lpr_common.errors import InvalidInput
-from lpr_common.lanes import json_body, json_response
 
 internal_router = APIRouter(prefix="/internal/v1", tags=["internal"])
 router = APIRouter(prefix="/v1/dissemination", tags=["dissemination log"])
@@ -36,16 +35,6 @@ async def append_disseminations(
         )
     result = await ledger.append_disseminations(batch.records)
     return AppendAnswer(accepted=result.count, first_seq=result.first_seq, last_seq=result.last_seq)
-
-
-async def append_disseminations_lane(request: Request) -> Response:
-    """``POST /internal/v1/disseminations`` as an express lane (:mod:`lpr_common.lanes`)."""
-    context = await internal_context(request)
-    batch = await json_body(request, DisseminationBatch)
-    answer = await append_disseminations(
-        batch, context, request.app.state.ledger, request.app.state.settings
-    )
-    return json_response(answer, status_code=201)
 
 
 @router.get("")

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from lpr_audit.chain import GENESIS_HEAD, ChainHead, LinkedHash, link_encoded
@@ -48,37 +47,6 @@ class AppendResult:
     def count(self) -> int:
         """How many records were appended."""
         return self.last_seq - self.first_seq + 1
-
-
-async def read_head(connection: AsyncConnection, spec: ChainSpec) -> ChainHead:
-    """Return the chain's committed tail (the genesis head when empty)."""
-    row = (
-        await connection.execute(
-            text(f"SELECT seq, hash FROM {spec.qualified_table} ORDER BY seq DESC LIMIT 1")
-        )
-    ).first()
-    return GENESIS_HEAD if row is None else ChainHead(int(row[0]), str(row[1]))
-
-
-async def write_batch(
-    connection: AsyncConnection, spec: ChainSpec, records: Sequence[PendingRecord]
-) -> list[LinkedHash]:
-    """Lock the tail, link ``records`` after it and insert them, inside the open transaction.
-
-    The caller commits; the advisory lock is released at commit or rollback.
-    """
-    await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": spec.lock_key})
-    head = await read_head(connection, spec)
-    linked, _ = link_encoded(head, (record.canonical for record in records))
-    raw = await connection.get_raw_connection()
-    driver: Any = raw.driver_connection
-    await driver.copy_records_to_table(
-        spec.table,
-        schema_name=SCHEMA,
-        columns=["seq", "prev_hash", "hash", "fields", *spec.columns],
-        records=_rows(linked, records),
-    )
-    return linked
 
 
 def _rows(linked: Sequence[LinkedHash], records: Sequence[PendingRecord]) -> list[tuple[Any, ...]]:
