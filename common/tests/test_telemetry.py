@@ -44,6 +44,13 @@ def traced_peer() -> Iterator[tuple[str, InMemorySpanExporter]]:
     thread.join(timeout=10)
 
 
+def assert_propagated(response: httpx.Response, trace_id: str) -> None:
+    """The peer (which echoes the ``traceparent`` it received) saw the caller's trace."""
+    traceparent = response.json()["traceparent"]
+    assert traceparent is not None
+    assert traceparent.split("-")[1] == trace_id
+
+
 async def test_a_call_to_a_peer_carries_the_callers_trace(
     traced_peer: tuple[str, InMemorySpanExporter],
 ) -> None:
@@ -53,9 +60,7 @@ async def test_a_call_to_a_peer_carries_the_callers_trace(
         with tracer.start_as_current_span("gateway-request") as span:
             response = await client.get("/echo")
             trace_id = format(span.get_span_context().trace_id, "032x")
-    traceparent = response.json()["traceparent"]
-    assert traceparent is not None
-    assert traceparent.split("-")[1] == trace_id
+    assert_propagated(response, trace_id)
     # The peer's server span joined the same trace.
     server_spans = [s for s in exporter.get_finished_spans() if s.name.startswith("GET /echo")]
     assert server_spans
@@ -71,9 +76,7 @@ async def test_the_service_client_carries_the_callers_trace(
         with tracer.start_as_current_span("gateway-request") as span:
             response = await client.get("/echo")
             trace_id = format(span.get_span_context().trace_id, "032x")
-    traceparent = response.json()["traceparent"]
-    assert traceparent is not None
-    assert traceparent.split("-")[1] == trace_id
+    assert_propagated(response, trace_id)
     client_spans = [
         s
         for s in exporter.get_finished_spans()

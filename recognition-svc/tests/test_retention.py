@@ -193,6 +193,21 @@ def _image(seed: int) -> bytes:
     return jpeg_bytes(color=(seed * 37 % 256, seed * 91 % 256, seed * 53 % 256))
 
 
+async def short_periods(platform: Platform, reason: str) -> None:
+    """Periods short enough for a test: non-hit reads 60 min, hits 3 days, images 30 min."""
+    settings = await platform.call(
+        platform.audit,
+        "PUT",
+        "/v1/retention/settings",
+        "administrator",
+        json={
+            "periods": {"non_hit_reads": 60, "hit_reads": 3 * 1440, "images": 30},
+            "reason": reason,
+        },
+    )
+    assert settings.status_code == 200, settings.text
+
+
 async def test_retention_purges_expired_reads_keeps_preserved_ones_and_sends_receipts(
     platform: Platform,
 ) -> None:
@@ -201,18 +216,7 @@ async def test_retention_purges_expired_reads_keeps_preserved_ones_and_sends_rec
     day8, day5, day2 = (midnight - timedelta(days=d, hours=-12) for d in (8, 5, 2))
     images = {name: _image(seed) for seed, name in enumerate("abcdefghjlmn", start=1)}
 
-    # Periods short enough for the test: non-hit reads 60 min, hits 3 days, images 30 min.
-    settings = await platform.call(
-        platform.audit,
-        "PUT",
-        "/v1/retention/settings",
-        "administrator",
-        json={
-            "periods": {"non_hit_reads": 60, "hit_reads": 3 * 1440, "images": 30},
-            "reason": "short periods for the retention test",
-        },
-    )
-    assert settings.status_code == 200, settings.text
+    await short_periods(platform, "short periods for the retention test")
 
     reads = {
         "n": await platform.post_read(day8, images["n"]),  # alone in its day: partition dropped
@@ -552,17 +556,7 @@ def test_lprctl_retention_run_purges_nothing_when_audit_is_down(
 async def test_purged_frames_leave_their_tracks_and_the_day_drops_cleanly(
     platform: Platform,
 ) -> None:
-    periods = await platform.call(
-        platform.audit,
-        "PUT",
-        "/v1/retention/settings",
-        "administrator",
-        json={
-            "periods": {"non_hit_reads": 60, "hit_reads": 3 * 1440, "images": 30},
-            "reason": "short periods for the fusion retention test",
-        },
-    )
-    assert periods.status_code == 200, periods.text
+    await short_periods(platform, "short periods for the fusion retention test")
     midnight = datetime.combine(datetime.now(UTC).date(), time(), tzinfo=UTC)
     passing = midnight - timedelta(days=6, hours=-12)
 
