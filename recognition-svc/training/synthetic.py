@@ -181,6 +181,31 @@ class PlateRenderer:
         scale = min(width / max(text_w, 1), height / max(text_h, 1))
         return self._font(path, max(8, int(size * scale)))
 
+    def _centred_line(
+        self,
+        draw: ImageDraw.ImageDraw,
+        rng: random.Random,
+        text: str,
+        band: tuple[float, float, float, float],
+        width_share: tuple[float, float],
+        height_share: tuple[float, float],
+        color: tuple[int, ...],
+    ) -> None:
+        """A line of small print (state name, slogan) centred across the plate.
+
+        ``band`` is ``(left, top, plate width, plate height)``; the font and its size are
+        drawn at random within the given shares of the plate's width and height.
+        """
+        left, top, plate_w, plate_h = band
+        font = self._fit_font(
+            rng.choice(self.small_fonts),
+            text,
+            plate_w * rng.uniform(*width_share),
+            plate_h * rng.uniform(*height_share),
+        )
+        width = font.getbbox(text)[2]
+        draw.text((left + (plate_w - width) / 2, top), text, font=font, fill=color)
+
     def plate(
         self, rng: random.Random, region: str
     ) -> tuple[npt.NDArray[np.uint8], str, tuple[int, int, int, int]]:
@@ -265,29 +290,13 @@ class PlateRenderer:
             if rng.random() < 0.85:
                 state = rng.choice(STATES)
                 color = rng.choice([ink, (30, 40, 150), (160, 20, 20), (20, 20, 20)])
-                font = self._fit_font(
-                    rng.choice(self.small_fonts),
-                    state,
-                    plate_w * rng.uniform(0.4, 0.8),
-                    plate_h * rng.uniform(0.14, 0.24),
-                )
-                width = font.getbbox(state)[2]
-                draw.text(
-                    (px + (plate_w - width) / 2, py + plate_h * 0.04), state, font=font, fill=color
-                )
+                band = (px, py + plate_h * 0.04, plate_w, plate_h)
+                self._centred_line(draw, rng, state, band, (0.4, 0.8), (0.14, 0.24), color)
                 top_band = 0.26
             if rng.random() < 0.6:
                 slogan = rng.choice(SLOGANS)
-                font = self._fit_font(
-                    rng.choice(self.small_fonts),
-                    slogan,
-                    plate_w * rng.uniform(0.3, 0.7),
-                    plate_h * rng.uniform(0.09, 0.15),
-                )
-                width = font.getbbox(slogan)[2]
-                draw.text(
-                    (px + (plate_w - width) / 2, py + plate_h * 0.82), slogan, font=font, fill=ink
-                )
+                band = (px, py + plate_h * 0.82, plate_w, plate_h)
+                self._centred_line(draw, rng, slogan, band, (0.3, 0.7), (0.09, 0.15), ink)
                 bottom_band = 0.2
             for corner in (0, 1):
                 if rng.random() < 0.4:
