@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from lpr_common.db import build_engine
 from lpr_common.migrations import upgrade
 from lpr_common.testing import context_signer
 from lpr_recognition.app import create_app
-from lpr_recognition.blobs import blob_key
+from lpr_recognition.blobs import LocalBlobStore, blob_key
 from lpr_recognition.retention.job import RetentionJob, deleted_ids_sha256
 from lpr_recognition.settings import Settings
 from lpr_recognition.testing import AGENCY, Camera, jpeg_bytes, metadata
@@ -639,3 +640,57 @@ async def test_purged_frames_leave_their_tracks_and_the_day_drops_cleanly(
     assert left[0].fused_text == "TRK1284"
     shown = await platform.call(platform.recognition, "GET", f"/v1/reads/{held}", "records")
     assert shown.json()["plates"][0]["track"]["read_ids"] == [held]
+
+
+async def test_orphan_images_are_deleted_once_their_grace_period_is_over(
+    platform: Platform,
+) -> None:
+    """An image whose read never committed is deleted; images reads use are kept."""
+    store = LocalBlobStore(platform.blob_dir)
+    grace = platform.app.state.retention.config.orphan_blob_grace_minutes
+    long_ago = (datetime.now(UTC) - timedelta(minutes=grace + 10)).timestamp()
+
+    def age(image: bytes) -> None:
+        os.utime(_blob(image, platform.blob_dir), (long_ago, long_ago))
+
+    used, orphan, fresh, stored_again = _image(31), _image(32), _image(33), _image(34)
+    read_id = await platform.post_read(datetime.now(UTC), used)
+    for image in (orphan, fresh, stored_again):
+        await store.put(image)
+    for image in (used, orphan, stored_again):
+        age(image)
+    # A camera posts the same bytes again: the kept file counts as written now.
+    await store.put(stored_again)
+
+    run = await platform.call(platform.recognition, "POST", "/v1/retention/runs", "administrator")
+    assert run.status_code == 201, run.text
+    assert run.json()["orphan_blobs_deleted"] == 1
+    assert not _blob(orphan, platform.blob_dir).exists()
+    for image in (used, fresh, stored_again):
+        assert _blob(image, platform.blob_dir).exists()
+    assert await platform.stored([read_id]) == {read_id}
+    path = f"/v1/reads/{read_id}/image"
+    served = await platform.recognition.get(path, headers=platform.camera.headers("GET", path))
+    assert served.status_code == 200
+    assert served.content == used
+
+
+async def test_blob_listing_pages_in_key_order_and_skips_recent_files(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    images = [_image(seed) for seed in range(40, 52)]
+    keys = sorted([(await store.put(image))[1] for image in images])
+    recent = keys[3]
+    long_ago = (datetime.now(UTC) - timedelta(days=1)).timestamp()
+    for key in keys:
+        if key != recent:
+            os.utime(store.path(key), (long_ago, long_ago))
+    (store.path(keys[0]).parent / ".tmp-partial").write_bytes(b"half an image")
+    cutoff = datetime.now(UTC) - timedelta(hours=1)
+    pages, after = [], None
+    while page := await store.written_before(cutoff, after=after, limit=5):
+        pages.append(page)
+        after = page[-1]
+    assert [len(page) for page in pages] == [5, 5, 1]
+    assert [key for page in pages for key in page] == [k for k in keys if k != recent]
+    assert not await store.delete(recent, written_before=cutoff)
+    assert await store.delete(keys[0], written_before=cutoff)

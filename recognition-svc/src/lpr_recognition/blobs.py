@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import os
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -56,8 +57,22 @@ class BlobStore(Protocol):
         """
         ...
 
-    async def delete(self, key: str) -> bool:
-        """Remove the blob ``key``; False when nothing was stored under it."""
+    async def delete(self, key: str, *, written_before: datetime | None = None) -> bool:
+        """Remove the blob ``key``; False when nothing was stored under it.
+
+        With ``written_before``, only if it was last written (or stored again) before then:
+        a blob an ingest has just stored again is kept.
+        """
+        ...
+
+    async def written_before(
+        self, cutoff: datetime, *, after: str | None = None, limit: int = 1000
+    ) -> list[str]:
+        """Keys of up to ``limit`` blobs last written before ``cutoff``, in key order.
+
+        ``after`` resumes after the last key of the previous page. The retention job's
+        orphan sweep pages through them (storing the same bytes again counts as a write).
+        """
         ...
 
 
@@ -79,8 +94,10 @@ class LocalBlobStore:
         sha256 = sha256_hex(data)
         key = blob_key(sha256)
         target = self.path(key)
-        # An existing blob is kept only if it is intact; a damaged one is rewritten.
+        # An existing blob is kept only if it is intact; a damaged one is rewritten. Kept,
+        # it counts as written now, so the orphan sweep leaves it to the read storing it.
         if target.is_file() and sha256_hex(target.read_bytes()) == sha256:
+            os.utime(target)
             return sha256, key
         target.parent.mkdir(parents=True, exist_ok=True)
         # Temp file in the same directory, fsync, rename, fsync the directory: after a
@@ -112,20 +129,64 @@ class LocalBlobStore:
             raise BlobCorrupted(f"blob {key} does not match its SHA-256")
         return data
 
-    def _delete(self, key: str) -> bool:
+    def _delete(self, key: str, written_before: datetime | None) -> bool:
+        path = self.path(key)
         try:
-            self.path(key).unlink()
+            if written_before is not None and path.stat().st_mtime >= written_before.timestamp():
+                return False
+            path.unlink()
         except FileNotFoundError:
             return False
         return True
+
+    def _written_before(self, cutoff: datetime, after: str | None, limit: int) -> list[str]:
+        limit_ts = cutoff.timestamp()
+        keys: list[str] = []
+
+        def children(directory: Path, floor: str) -> list[os.DirEntry[str]]:
+            try:
+                with os.scandir(directory) as entries:
+                    found = [e for e in entries if e.name >= floor]
+            except FileNotFoundError:
+                return []
+            return sorted(found, key=lambda e: e.name)
+
+        start = after.split("/") if after else ["", "", ""]
+        for first in children(self.root, start[0]):
+            if len(first.name) != 2 or not first.is_dir():
+                continue
+            second_floor = start[1] if first.name == start[0] else ""
+            for second in children(Path(first.path), second_floor):
+                if len(second.name) != 2 or not second.is_dir():
+                    continue
+                resumed = first.name == start[0] and second.name == start[1]
+                for blob in children(Path(second.path), start[2] if resumed else ""):
+                    key = f"{first.name}/{second.name}/{blob.name}"
+                    if (after is not None and key <= after) or blob.name.startswith(".tmp-"):
+                        continue
+                    try:
+                        if blob.stat().st_mtime >= limit_ts or blob_key(blob.name) != key:
+                            continue
+                    except (FileNotFoundError, ValueError):
+                        continue
+                    keys.append(key)
+                    if len(keys) >= limit:
+                        return keys
+        return keys
 
     async def put(self, data: bytes) -> tuple[str, str]:
         """Store ``data`` durably and return ``(sha256, key)``; a no-op if already stored."""
         return await asyncio.to_thread(self._put, data)
 
-    async def delete(self, key: str) -> bool:
+    async def delete(self, key: str, *, written_before: datetime | None = None) -> bool:
         """Remove the blob ``key`` (retention); False when nothing was stored under it."""
-        return await asyncio.to_thread(self._delete, key)
+        return await asyncio.to_thread(self._delete, key, written_before)
+
+    async def written_before(
+        self, cutoff: datetime, *, after: str | None = None, limit: int = 1000
+    ) -> list[str]:
+        """Keys of up to ``limit`` blobs last written before ``cutoff``, after ``after``."""
+        return await asyncio.to_thread(self._written_before, cutoff, after, limit)
 
     async def get(self, key: str) -> bytes:
         """The bytes stored under ``key``, checked against their SHA-256."""

@@ -23,6 +23,10 @@ class RetentionConfig(BaseSettings):
     # Dropping a day partition locks the reads table; never queue behind a long transaction.
     lock_timeout_s: float = Field(default=10.0, gt=0)
     audit_timeout_s: float = Field(default=10.0, gt=0)
+    # An image file no read refers to, written this long ago, is an orphan (its read was
+    # refused or failed after the image was stored) and is deleted. Far longer than any
+    # ingest takes between storing the image and committing the read.
+    orphan_blob_grace_minutes: float = Field(default=60.0, gt=0)
 
     @property
     def first_delay_s(self) -> float:

@@ -27,11 +27,16 @@ One run, in one database transaction:
 8. After the commit, blob files whose last read is gone are deleted. They are queued in
    ``retention_blob_deletions`` inside the transaction, so a crash leaves them queued for
    the next run; a blob shared with a remaining read (same image bytes) is kept.
+9. **Orphans.** After a completed run, image files no read refers to and not written for
+   ``orphan_blob_grace_minutes`` are deleted: the image of a read that was refused or
+   failed after its image was stored (the image is stored before the read commits, so
+   an acknowledged read always has it). No receipt: no record ever held them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -179,6 +184,11 @@ class RunResult:
     first_seq: int | None = None
     last_seq: int | None = None
     blobs_deleted: int = 0
+    orphan_blobs_deleted: int = 0
+
+
+ORPHAN_PAGE = 1000
+"""Blob keys checked against the reads per query of the orphan sweep."""
 
 
 async def _day_partitions(connection: AsyncConnection) -> list[date]:
@@ -457,6 +467,8 @@ class RetentionJob:
                 result = RunResult(run_id, "failed", f"database: {type(exc.orig).__name__}", [])
                 await self._record(run_id, started, trigger, triggered_by, result, None)
             result = await self._delete_queued_blobs(result)
+            if result.outcome == "completed":
+                result = await self._sweep_orphan_blobs(result)
             return result
 
     async def _record(
@@ -702,12 +714,31 @@ class RetentionJob:
                 ),
                 {"keys": queued},
             )
-        return RunResult(
-            result.run_id,
-            result.outcome,
-            result.detail,
-            result.receipts,
-            result.first_seq,
-            result.last_seq,
-            result.blobs_deleted + deleted,
-        )
+        return dataclasses.replace(result, blobs_deleted=result.blobs_deleted + deleted)
+
+    async def _sweep_orphan_blobs(self, result: RunResult) -> RunResult:
+        """Delete image files no read refers to, last written before the grace period."""
+        cutoff = datetime.now(UTC) - timedelta(minutes=self.config.orphan_blob_grace_minutes)
+        deleted, after = 0, None
+        while keys := await self.blobs.written_before(cutoff, after=after, limit=ORPHAN_PAGE):
+            after = keys[-1]
+            async with self.engine.connect() as connection:
+                in_use = {
+                    row[0]
+                    for row in await connection.execute(
+                        text(
+                            f'SELECT DISTINCT blob_key FROM "{SCHEMA}".reads '
+                            "WHERE blob_key = ANY(:keys)"
+                        ),
+                        {"keys": keys},
+                    )
+                }
+                await connection.rollback()
+            for key in keys:
+                # Checked again at the file: an ingest storing the same bytes meanwhile
+                # made it new, and keeps it.
+                if key not in in_use and await self.blobs.delete(key, written_before=cutoff):
+                    deleted += 1
+        if deleted:
+            _logger.info("retention run %s: %d orphan image files deleted", result.run_id, deleted)
+        return dataclasses.replace(result, orphan_blobs_deleted=deleted)

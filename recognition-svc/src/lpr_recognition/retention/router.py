@@ -84,7 +84,9 @@ async def release_legal_hold(
     )
 
 
-def _run_public(run: RetentionRun, blobs_deleted: int | None = None) -> RetentionRunPublic:
+def _run_public(
+    run: RetentionRun, blobs_deleted: int | None = None, orphan_blobs_deleted: int | None = None
+) -> RetentionRunPublic:
     return RetentionRunPublic(
         id=run.id,
         trigger=run.trigger,
@@ -98,6 +100,7 @@ def _run_public(run: RetentionRun, blobs_deleted: int | None = None) -> Retentio
         first_seq=run.first_seq,
         last_seq=run.last_seq,
         blobs_deleted=blobs_deleted,
+        orphan_blobs_deleted=orphan_blobs_deleted,
     )
 
 
@@ -118,7 +121,7 @@ async def run_retention(
         raise ServiceUnavailable(
             f"retention run {result.outcome}: {result.detail}", headers={"Retry-After": "60"}
         )
-    return _run_public(run, result.blobs_deleted)
+    return _run_public(run, result.blobs_deleted, result.orphan_blobs_deleted)
 
 
 @runs_router.get("")

@@ -78,6 +78,11 @@ class RetentionRunPublic(BaseModel):
     first_seq: int | None
     last_seq: int | None
     blobs_deleted: int | None = Field(default=None, description="only in the answer to a run")
+    orphan_blobs_deleted: int | None = Field(
+        default=None,
+        description="image files of reads that never committed, deleted after the run "
+        "(only in the answer to a run)",
+    )
 
 
 class RetentionRunList(BaseModel):
