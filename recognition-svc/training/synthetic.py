@@ -228,8 +228,10 @@ class PlateRenderer:
             background = (base, base - rng.randint(0, 40), base - rng.randint(0, 60))
             if rng.random() < 0.5:
                 background = (base, base, base)
-            rng.shuffle(background := list(background)) if rng.random() < 0.3 else None  # type: ignore[func-returns-value]
-            background = tuple(background)
+            if rng.random() < 0.3:
+                channels = list(background)
+                rng.shuffle(channels)
+                background = tuple(channels)
             ink = rng.choice(
                 [(10, 10, 10), (20, 30, 120), (120, 20, 20), (20, 80, 30), (60, 0, 60)]
             )
@@ -383,7 +385,7 @@ class PlateRenderer:
         crop = cv2.resize(crop, (target_w, target_h), interpolation=cv2.INTER_AREA)
         crop = degrade(np.ascontiguousarray(crop), rng)
         crop = cv2.resize(crop, (INPUT_WIDTH, INPUT_HEIGHT), interpolation=cv2.INTER_AREA)
-        return crop, label
+        return np.asarray(crop, dtype=np.uint8), label
 
 
 def generate(count: int, seed: int) -> tuple[npt.NDArray[np.uint8], list[str]]:
