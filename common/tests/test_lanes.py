@@ -78,6 +78,21 @@ CASES = [
     ({"plate": "ABC123"}, {}),
     (None, {"x-caller": "officer"}),
     (b"{not json", {"x-caller": "officer"}),
+    # Valid JSON that does not say so: FastAPI refuses it; so must a lane.
+    (b'{"plate": "ABC123"}', {"x-caller": "officer", "content-type": "text/plain"}),
+    (b'{"plate": "ABC123"}', {"x-caller": "officer", "content-type": ""}),
+    (
+        b'{"plate": "ABC123"}',
+        {"x-caller": "officer", "content-type": "application/x-www-form-urlencoded"},
+    ),
+    (
+        b'{"plate": "ABC123"}',
+        {"x-caller": "officer", "content-type": "application/merge-patch+json"},
+    ),
+    (
+        b'{"plate": "ABC123"}',
+        {"x-caller": "officer", "content-type": "application/json; charset=utf-8"},
+    ),
 ]
 
 
@@ -86,7 +101,7 @@ async def send(app: FastAPI, body: object, headers: dict[str, str]) -> httpx.Res
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         if isinstance(body, bytes):
             return await client.post(
-                "/ask", content=body, headers={**headers, "content-type": "application/json"}
+                "/ask", content=body, headers={"content-type": "application/json", **headers}
             )
         if body is None:
             return await client.post("/ask", headers=headers)

@@ -14,6 +14,7 @@ handlers, so an answer through a lane is the answer the routed path gives.
 
 from __future__ import annotations
 
+import email.message
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -83,6 +84,9 @@ async def json_body(request: Request, model: type[Model]) -> Model:
             [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
         )
     try:
+        if not _declares_json(request.headers.get("content-type")):
+            # FastAPI validates such a body as the raw bytes it is (and refuses it).
+            return model.model_validate(body, from_attributes=True)
         return model.model_validate_json(body)
     except ValidationError as error:
         if any(detail["type"] == "json_invalid" for detail in error.errors()):
@@ -90,6 +94,21 @@ async def json_body(request: Request, model: type[Model]) -> Model:
         raise RequestValidationError(
             [{**detail, "loc": ("body", *detail["loc"])} for detail in error.errors()]
         ) from error
+
+
+def _declares_json(content_type: str | None) -> bool:
+    """Whether FastAPI would parse a body of ``content_type`` as JSON (strict by default).
+
+    ``application/json`` or any ``application/*+json``; no Content-Type at all is not.
+    """
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
 
 
 def _not_json(body: bytes) -> RequestValidationError:
