@@ -114,7 +114,15 @@ def run_demo(settings: LprSettings) -> None:
         )
 
         print("\n== alerts on the officer's stream ==")
-        events = watch_alerts(client, gateway, officer, count=2, timeout_s=90.0)
+        # This run's camera only: a database kept from an earlier demo has its alerts too.
+        events = watch_alerts(
+            client,
+            gateway,
+            officer,
+            count=2,
+            timeout_s=90.0,
+            camera_id=str(records["camera_id"]),
+        )
         alert_ids = [str(event["data"]["alert"]["id"]) for event in events]
         if alert_ids:
             print("\n== the officer works the alerts (IACP C.4, C.5) ==")
