@@ -191,6 +191,15 @@ ORPHAN_PAGE = 1000
 """Blob keys checked against the reads per query of the orphan sweep."""
 
 
+async def _blobs_in_use(connection: AsyncConnection, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` a stored read still refers to (``ix_reads_blob_key``)."""
+    result = await connection.execute(
+        text(f'SELECT DISTINCT blob_key FROM "{SCHEMA}".reads WHERE blob_key = ANY(:keys)'),
+        {"keys": list(keys)},
+    )
+    return {row[0] for row in result}
+
+
 async def _day_partitions(connection: AsyncConnection) -> list[date]:
     result = await connection.execute(
         text(
@@ -692,16 +701,7 @@ class RetentionJob:
             ]
             if not queued:
                 return result
-            in_use = {
-                row[0]
-                for row in await connection.execute(
-                    text(
-                        f'SELECT DISTINCT blob_key FROM "{SCHEMA}".reads '
-                        "WHERE blob_key = ANY(:keys)"
-                    ),
-                    {"keys": queued},
-                )
-            }
+            in_use = await _blobs_in_use(connection, queued)
             await connection.rollback()
         deleted = 0
         for key in queued:
@@ -723,16 +723,7 @@ class RetentionJob:
         while keys := await self.blobs.written_before(cutoff, after=after, limit=ORPHAN_PAGE):
             after = keys[-1]
             async with self.engine.connect() as connection:
-                in_use = {
-                    row[0]
-                    for row in await connection.execute(
-                        text(
-                            f'SELECT DISTINCT blob_key FROM "{SCHEMA}".reads '
-                            "WHERE blob_key = ANY(:keys)"
-                        ),
-                        {"keys": keys},
-                    )
-                }
+                in_use = await _blobs_in_use(connection, keys)
                 await connection.rollback()
             for key in keys:
                 # Checked again at the file: an ingest storing the same bytes meanwhile
