@@ -12,9 +12,9 @@ import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -54,6 +54,14 @@ class Camera:
     def headers(self) -> dict[str, str]:
         """The camera's key header."""
         return {recognition_steps.CAMERA_KEY_HEADER: self.key}
+
+
+class Partner(NamedTuple):
+    """A partner agency under an MOU, and the client credentials it calls with."""
+
+    agency: str
+    client_id: str
+    client_secret: str
 
 
 def unique(prefix: str) -> str:
@@ -135,6 +143,36 @@ class StackClient:
             deployment_id=str(deployment["id"]),
         )
         return Camera(str(camera["id"]), str(camera["api_key"]), str(deployment["id"]))
+
+    def partner(self, data_classes: Sequence[str] = ("reads", "hits")) -> Partner:
+        """A new partner agency with an active MOU (stolen vehicles, 30 days back) and a client."""
+        admin = self.admin.headers(None)
+        agency = f"NV{secrets.randbelow(10**7):07d}"
+        created = self.http.post(
+            "/v1/agencies", headers=admin, json={"id": agency, "name": f"Partner {agency}"}
+        )
+        if created.status_code not in (200, 201):
+            raise RuntimeError(f"create agency: HTTP {created.status_code} {created.text}")
+        today = datetime.now(UTC).date()
+        mou = self.http.post(
+            "/v1/mous",
+            headers=admin,
+            json={
+                "partner_agency": agency,
+                "status": "active",
+                "data_classes": list(data_classes),
+                "purposes": ["stolen_vehicle"],
+                "max_lookback_days": 30,
+                "signed_on": (today - timedelta(days=1)).isoformat(),
+                "expires_on": (today + timedelta(days=365)).isoformat(),
+            },
+        )
+        if mou.status_code not in (200, 201):
+            raise RuntimeError(f"create MOU: HTTP {mou.status_code} {mou.text}")
+        client = self.http.post(f"/v1/mous/{mou.json()['id']}/clients", headers=admin)
+        if client.status_code not in (200, 201):
+            raise RuntimeError(f"create client: HTTP {client.status_code} {client.text}")
+        return Partner(agency, client.json()["client_id"], client.json()["client_secret"])
 
     def deployment(self, deployment_id: str) -> dict[str, Any]:
         """A deployment record with its results, as an administrator sees it."""

@@ -8,7 +8,6 @@ further back than the MOU allows, is refused naming the rule.
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,33 +18,6 @@ from lprctl.demo_steps.search import partner_token
 from lprctl.stack_client import StackClient, random_plate
 
 pytestmark = pytest.mark.slow
-
-
-def _partner(stack_client: StackClient, data_classes: list[str]) -> tuple[str, str, str]:
-    """A partner agency with an active MOU (stolen vehicles, 30 days) and its client."""
-    http = stack_client.http
-    admin = stack_client.admin.headers(None)
-    agency = f"NV{secrets.randbelow(10**7):07d}"
-    created = http.post("/v1/agencies", headers=admin, json={"id": agency, "name": "Partner PD"})
-    assert created.status_code in (200, 201), created.text
-    today = datetime.now(UTC).date()
-    mou = http.post(
-        "/v1/mous",
-        headers=admin,
-        json={
-            "partner_agency": agency,
-            "status": "active",
-            "data_classes": data_classes,
-            "purposes": ["stolen_vehicle"],
-            "max_lookback_days": 30,
-            "signed_on": (today - timedelta(days=1)).isoformat(),
-            "expires_on": (today + timedelta(days=365)).isoformat(),
-        },
-    )
-    assert mou.status_code in (200, 201), mou.text
-    client = http.post(f"/v1/mous/{mou.json()['id']}/clients", headers=admin)
-    assert client.status_code in (200, 201), client.text
-    return agency, client.json()["client_id"], client.json()["client_secret"]
 
 
 def _since(days: float) -> str:
@@ -75,8 +47,8 @@ def test_partner_gets_a_hit_under_its_mou_and_the_release_is_logged(
     stack_client.import_list(list_id, ["plate,state,reason", f"{plate},CA,stolen"], format="csv")
     stack_client.post_plates(camera, [(plate, "CA")])
     [alert] = stack_client.wait_hits(officer, plate)
-    sharing, client_id, secret = _partner(stack_client, ["reads", "hits"])
-    reads_only, other_id, other_secret = _partner(stack_client, ["reads"])
+    sharing, client_id, secret = stack_client.partner(["reads", "hits"])
+    reads_only, other_id, other_secret = stack_client.partner(["reads"])
 
     with httpx.Client(timeout=30) as http:
         token = partner_token(http, gateway, client_id, secret)

@@ -19,33 +19,6 @@ from lprctl.pytest_plugin import RunningStack
 from lprctl.stack_client import StackClient, random_plate
 
 
-def _partner(stack_client: StackClient) -> tuple[str, str, str]:
-    """A partner agency with an active MOU (reads and hits, stolen vehicles) and a client."""
-    http = stack_client.http
-    admin = stack_client.admin.headers(None)
-    agency = f"NV{secrets.randbelow(10**7):07d}"
-    created = http.post("/v1/agencies", headers=admin, json={"id": agency, "name": "Partner SO"})
-    assert created.status_code in (200, 201), created.text
-    today = datetime.now(UTC).date()
-    mou = http.post(
-        "/v1/mous",
-        headers=admin,
-        json={
-            "partner_agency": agency,
-            "status": "active",
-            "data_classes": ["reads", "hits"],
-            "purposes": ["stolen_vehicle"],
-            "max_lookback_days": 30,
-            "signed_on": (today - timedelta(days=1)).isoformat(),
-            "expires_on": (today + timedelta(days=365)).isoformat(),
-        },
-    )
-    assert mou.status_code in (200, 201), mou.text
-    client = http.post(f"/v1/mous/{mou.json()['id']}/clients", headers=admin)
-    assert client.status_code in (200, 201), client.text
-    return agency, client.json()["client_id"], client.json()["client_secret"]
-
-
 @pytest.mark.slow
 def test_officer_and_partner_search_a_case_with_dissemination_and_refusal(
     running_stack: RunningStack, stack_client: StackClient
@@ -56,7 +29,7 @@ def test_officer_and_partner_search_a_case_with_dissemination_and_refusal(
     camera = stack_client.camera()
     plate = random_plate()
     read_ids = stack_client.post_plates(camera, [(plate, "CA"), (plate, "CA")])
-    agency, client_id, secret = _partner(stack_client)
+    agency, client_id, secret = stack_client.partner()
     case = f"PD-2026-{secrets.randbelow(10**6):06d}"
 
     with httpx.Client(timeout=30) as http:
