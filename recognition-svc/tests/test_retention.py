@@ -674,6 +674,18 @@ async def test_orphan_images_are_deleted_once_their_grace_period_is_over(
     assert served.status_code == 200
     assert served.content == used
 
+    # The next run looks only at files written since the last one's cutoff, and finds an
+    # orphan left in between.
+    later = _image(35)
+    await store.put(later)
+    just_aged = (datetime.now(UTC) - timedelta(minutes=grace + 2)).timestamp()
+    os.utime(_blob(later, platform.blob_dir), (just_aged, just_aged))
+    again = await platform.call(platform.recognition, "POST", "/v1/retention/runs", "administrator")
+    assert again.status_code == 201, again.text
+    assert again.json()["orphan_blobs_deleted"] == 1
+    assert not _blob(later, platform.blob_dir).exists()
+    assert _blob(used, platform.blob_dir).exists()
+
 
 async def test_blob_listing_pages_in_key_order_and_skips_recent_files(tmp_path: Path) -> None:
     store = LocalBlobStore(tmp_path)
@@ -692,5 +704,9 @@ async def test_blob_listing_pages_in_key_order_and_skips_recent_files(tmp_path: 
         after = page[-1]
     assert [len(page) for page in pages] == [5, 5, 1]
     assert [key for page in pages for key in page] == [k for k in keys if k != recent]
+    newer = datetime.now(UTC) - timedelta(hours=2)
+    os.utime(store.path(keys[5]), (newer.timestamp(), newer.timestamp()))
+    since = datetime.now(UTC) - timedelta(hours=3)
+    assert await store.written_before(cutoff, since=since) == [keys[5]]
     assert not await store.delete(recent, written_before=cutoff)
     assert await store.delete(keys[0], written_before=cutoff)

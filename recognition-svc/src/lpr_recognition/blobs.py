@@ -66,12 +66,18 @@ class BlobStore(Protocol):
         ...
 
     async def written_before(
-        self, cutoff: datetime, *, after: str | None = None, limit: int = 1000
+        self,
+        cutoff: datetime,
+        *,
+        since: datetime | None = None,
+        after: str | None = None,
+        limit: int = 1000,
     ) -> list[str]:
         """Keys of up to ``limit`` blobs last written before ``cutoff``, in key order.
 
-        ``after`` resumes after the last key of the previous page. The retention job's
-        orphan sweep pages through them (storing the same bytes again counts as a write).
+        ``since`` leaves out blobs last written before then; ``after`` resumes after the
+        last key of the previous page. The retention job's orphan sweep pages through
+        them (storing the same bytes again counts as a write).
         """
         ...
 
@@ -139,8 +145,11 @@ class LocalBlobStore:
             return False
         return True
 
-    def _written_before(self, cutoff: datetime, after: str | None, limit: int) -> list[str]:
+    def _written_before(
+        self, cutoff: datetime, since: datetime | None, after: str | None, limit: int
+    ) -> list[str]:
         limit_ts = cutoff.timestamp()
+        since_ts = since.timestamp() if since is not None else float("-inf")
         keys: list[str] = []
 
         def children(directory: Path, floor: str) -> list[os.DirEntry[str]]:
@@ -165,7 +174,8 @@ class LocalBlobStore:
                     if (after is not None and key <= after) or blob.name.startswith(".tmp-"):
                         continue
                     try:
-                        if blob.stat().st_mtime >= limit_ts or blob_key(blob.name) != key:
+                        written = blob.stat().st_mtime
+                        if not since_ts <= written < limit_ts or blob_key(blob.name) != key:
                             continue
                     except (FileNotFoundError, ValueError):
                         continue
@@ -183,10 +193,15 @@ class LocalBlobStore:
         return await asyncio.to_thread(self._delete, key, written_before)
 
     async def written_before(
-        self, cutoff: datetime, *, after: str | None = None, limit: int = 1000
+        self,
+        cutoff: datetime,
+        *,
+        since: datetime | None = None,
+        after: str | None = None,
+        limit: int = 1000,
     ) -> list[str]:
-        """Keys of up to ``limit`` blobs last written before ``cutoff``, after ``after``."""
-        return await asyncio.to_thread(self._written_before, cutoff, after, limit)
+        """Keys of up to ``limit`` blobs last written in [``since``, ``cutoff``), after ``after``."""
+        return await asyncio.to_thread(self._written_before, cutoff, since, after, limit)
 
     async def get(self, key: str) -> bytes:
         """The bytes stored under ``key``, checked against their SHA-256."""

@@ -189,6 +189,8 @@ class RunResult:
 
 ORPHAN_PAGE = 1000
 """Blob keys checked against the reads per query of the orphan sweep."""
+ORPHAN_MARGIN = timedelta(minutes=5)
+"""How far before the last sweep's cutoff the next sweep starts looking again."""
 
 
 async def _blobs_in_use(connection: AsyncConnection, keys: Sequence[str]) -> set[str]:
@@ -459,6 +461,9 @@ class RetentionJob:
         self.blobs = blobs
         self.config = config
         self._lock = asyncio.Lock()
+        # Image files written before this were checked by an earlier orphan sweep of this
+        # process (None: none yet, so the first sweep looks at every file).
+        self._orphans_checked_until: datetime | None = None
 
     async def run(self, *, trigger: str, triggered_by: str | None = None) -> RunResult:
         """Run one purge now and record it; never raises for an expected refusal."""
@@ -717,10 +722,19 @@ class RetentionJob:
         return dataclasses.replace(result, blobs_deleted=result.blobs_deleted + deleted)
 
     async def _sweep_orphan_blobs(self, result: RunResult) -> RunResult:
-        """Delete image files no read refers to, last written before the grace period."""
+        """Delete image files no read refers to, last written before the grace period.
+
+        A file once checked needs no second look: a read that used it can only go through
+        the purge, which queues the file itself. So after its first sweep a process looks
+        only at files written since its last cutoff (less a margin for clock steps).
+        """
         cutoff = datetime.now(UTC) - timedelta(minutes=self.config.orphan_blob_grace_minutes)
+        checked = self._orphans_checked_until
+        since = checked - ORPHAN_MARGIN if checked is not None else None
         deleted, after = 0, None
-        while keys := await self.blobs.written_before(cutoff, after=after, limit=ORPHAN_PAGE):
+        while keys := await self.blobs.written_before(
+            cutoff, since=since, after=after, limit=ORPHAN_PAGE
+        ):
             after = keys[-1]
             async with self.engine.connect() as connection:
                 in_use = await _blobs_in_use(connection, keys)
@@ -730,6 +744,7 @@ class RetentionJob:
                 # made it new, and keeps it.
                 if key not in in_use and await self.blobs.delete(key, written_before=cutoff):
                     deleted += 1
+        self._orphans_checked_until = cutoff
         if deleted:
             _logger.info("retention run %s: %d orphan image files deleted", result.run_id, deleted)
         return dataclasses.replace(result, orphan_blobs_deleted=deleted)
