@@ -15,6 +15,9 @@
    the recognition service runs (``lpr_recognition.search.repository.build_search_sql``)
    over asyncpg: exact plate over 30 days, wildcard (``7AB?12*``) over 30 days, area
    (500 m around a camera) over 30 days, newest 50 results.
+4. Runs the exact searches again through the gateway alone and prints the CPU time each
+   process spent per search (gateway, recognition, audit, hotlist, PostgreSQL with its
+   backends when the bench started it, and this client): where the overhead goes.
 
 Without ``DATABASE_URL`` an embedded PostgreSQL is started in a temporary directory (and
 removed). The last line printed is one JSON object. Run:
@@ -46,6 +49,7 @@ from typing import Any
 import asyncpg
 import httpx
 import numpy as np
+import psutil
 
 from lpr_common.http import WireTransport
 from lpr_common.migrations import upgrade
@@ -383,6 +387,49 @@ async def time_both(
     return timings
 
 
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) of each named process with its children, and this one."""
+    totals: dict[str, float] = {}
+    for name, pid in pids.items():
+        try:
+            root = psutil.Process(pid)
+            processes = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+        total = 0.0
+        for process in processes:
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        totals[name] = total
+    own = psutil.Process().cpu_times()
+    totals["client"] = own.user + own.system
+    return totals
+
+
+async def cpu_per_search(
+    gateway_url: str, officer: Officer, bodies: list[dict[str, Any]], pids: dict[str, int]
+) -> dict[str, float]:
+    """Milliseconds of CPU each process spent per search, over searches through the gateway."""
+    async with httpx.AsyncClient(
+        base_url=gateway_url, timeout=60, transport=WireTransport()
+    ) as client:
+        headers = {"Authorization": f"Bearer {await officer.token(client)}"}
+        before = cpu_seconds(pids)
+        for body in bodies:
+            response = await client.post("/v1/reads/search", json=body, headers=headers)
+            if response.status_code != 200:
+                raise RuntimeError(f"search failed: HTTP {response.status_code}")
+        after = cpu_seconds(pids)
+    return {
+        name: round(1000 * (after[name] - before[name]) / len(bodies), 2)
+        for name in after
+        if name in before
+    }
+
+
 class Officer:
     """A trained officer's token, renewed before it expires."""
 
@@ -492,6 +539,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"p95 {results[f'raw_{kind}_p95_ms']} ms; "
                 f"{results[f'{kind}_mean_results']} results on average"
             )
+        pids = {
+            component.name: component.process.pid
+            for component in stack.components
+            if component.process is not None
+        }
+        if server is not None and server.process is not None:
+            pids["postgres"] = server.process.pid
+        cpu = asyncio.run(
+            cpu_per_search(settings.gateway_url, officer, bodies["exact"][args.warmup :], pids)
+        )
+        results["exact_cpu_ms_per_search"] = cpu
+        log(
+            "CPU per exact search through the gateway: "
+            + ", ".join(f"{name} {value:.2f} ms" for name, value in cpu.items())
+        )
         results["exact_ratio_to_raw_sql"] = round(
             results["exact_p95_ms"] / max(results["raw_exact_p95_ms"], 0.001), 2
         )
