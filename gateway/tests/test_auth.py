@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -166,3 +168,26 @@ async def test_partner_client_credentials_carry_agency_and_mou(gateway: Gateway)
     )
     assert wrong.status_code == 401
     assert gateway.audit.last("auth.login")["outcome"] == "failure"
+
+
+async def test_a_token_used_before_is_still_refused_once_it_expires(gateway: Gateway) -> None:
+    """The verified claims a gateway remembers never outlive the token's ``exp``."""
+    user = await gateway.user("ofc.short.token", ["officer"])
+    ttl = gateway.issuer.ttl
+    # Issued so that it expires two seconds from now (exp has whole seconds).
+    expires = int(time.time()) + 2
+    headers = gateway.token(user, now=datetime.fromtimestamp(expires, UTC) - ttl)
+    first = await gateway.client.get("/v1/cameras", headers=headers)
+    assert first.status_code == 200, first.text
+    # The same token with one byte of its signature changed is not the same token.
+    token = headers["Authorization"].removeprefix("Bearer ")
+    tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    forged = await gateway.client.get(
+        "/v1/cameras", headers={"Authorization": f"Bearer {tampered}"}
+    )
+    assert forged.status_code == 401
+    assert "invalid token" in problem(forged)["detail"]
+    await asyncio.sleep(max(0.0, expires - time.time()) + 0.05)
+    again = await gateway.client.get("/v1/cameras", headers=headers)
+    assert again.status_code == 401
+    assert problem(again)["detail"] == "token expired"

@@ -7,6 +7,8 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -74,8 +76,19 @@ class TokenClaims:
     mou: str | None = None
 
 
+VERIFIED_TOKENS_KEPT = 10_000
+"""Most tokens whose verified claims a gateway replica remembers (oldest forgotten first)."""
+
+
 class TokenIssuer:
-    """Issues and verifies the gateway's EdDSA (Ed25519) access tokens."""
+    """Issues and verifies the gateway's EdDSA (Ed25519) access tokens.
+
+    A caller sends the same token with every request for its 15 minutes, so the claims of
+    a token that passed verification are remembered, keyed by the whole token, until it
+    expires: the same bytes need not be checked against the signature again. Nothing
+    else can make one of our tokens invalid before its ``exp`` (there is no revocation
+    list: who may do what is decided afresh from the user's records on every request).
+    """
 
     def __init__(self, key: Ed25519PrivateKey, *, issuer: str, ttl: timedelta) -> None:
         self._key = key
@@ -83,6 +96,7 @@ class TokenIssuer:
         self.kid = key_id(self._public)
         self.issuer = issuer
         self.ttl = ttl
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     def issue(self, claims: TokenClaims, *, now: datetime | None = None) -> str:
         """Sign a token for ``claims`` valid for the configured lifetime."""
@@ -103,6 +117,9 @@ class TokenIssuer:
 
     def verify(self, token: str) -> dict[str, Any]:
         """Return the claims of a valid token (raises ``jwt.PyJWTError`` otherwise)."""
+        remembered = self.recall(token)
+        if remembered is not None:
+            return remembered
         claims: dict[str, Any] = jwt.decode(
             token,
             self._public,
@@ -110,7 +127,21 @@ class TokenIssuer:
             issuer=self.issuer,
             options={"require": ["exp", "iat", "sub", "iss", "jti"]},
         )
-        return claims
+        self._verified[token] = claims
+        if len(self._verified) > VERIFIED_TOKENS_KEPT:
+            self._verified.popitem(last=False)
+        return dict(claims)
+
+    def recall(self, token: str) -> dict[str, Any] | None:
+        """The claims of ``token`` if this issuer verified it and it has not expired since."""
+        claims = self._verified.get(token)
+        if claims is None:
+            return None
+        if time.time() >= claims["exp"]:
+            # Expired (PyJWT's test, without leeway): verifying again says so.
+            del self._verified[token]
+            return None
+        return dict(claims)
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The public key as a JSON Web Key Set (RFC 8037 OKP key)."""

@@ -107,23 +107,16 @@ async def _bearer(
     settings: Settings,
     cache: SubjectCache | None = None,
 ) -> Principal:
-    try:
-        unverified = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        raise unauthenticated("malformed token")
     issuer: TokenIssuer = request.app.state.token_issuer
-    issued_by = unverified.get("iss")
-    try:
-        if issued_by == issuer.issuer:
-            claims = issuer.verify(token)
-        elif settings.gateway_oidc_issuer and issued_by == settings.gateway_oidc_issuer:
-            return await _identity_provider_user(request, session, token, settings)
-        else:
-            raise unauthenticated(f"token issuer {issued_by!r} is not trusted")
-    except jwt.ExpiredSignatureError:
-        raise unauthenticated("token expired")
-    except jwt.PyJWTError as exc:
-        raise unauthenticated(f"invalid token: {exc}")
+    # A token of ours verified before and not yet expired (most requests) needs no parsing.
+    remembered = issuer.recall(token)
+    if remembered is not None:
+        claims = remembered
+    else:
+        verified = await _verify_bearer(request, session, token, settings, issuer)
+        if isinstance(verified, Principal):
+            return verified
+        claims = verified
     kind = claims.get("kind")
     if cache is not None and kind in {"partner", "user"}:
         hit = cache.get(str(kind), str(claims["sub"]))
@@ -138,6 +131,27 @@ async def _bearer(
             raise unauthenticated("invalid token: bad subject")
         return await _user(await session.get(User, user_id))
     raise unauthenticated("invalid token: unknown kind")
+
+
+async def _verify_bearer(
+    request: Request, session: AsyncSession, token: str, settings: Settings, issuer: TokenIssuer
+) -> dict[str, Any] | Principal:
+    """The claims of one of our tokens, or the principal of an identity provider's token."""
+    try:
+        unverified = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise unauthenticated("malformed token")
+    issued_by = unverified.get("iss")
+    try:
+        if issued_by == issuer.issuer:
+            return issuer.verify(token)
+        if settings.gateway_oidc_issuer and issued_by == settings.gateway_oidc_issuer:
+            return await _identity_provider_user(request, session, token, settings)
+        raise unauthenticated(f"token issuer {issued_by!r} is not trusted")
+    except jwt.ExpiredSignatureError:
+        raise unauthenticated("token expired")
+    except jwt.PyJWTError as exc:
+        raise unauthenticated(f"invalid token: {exc}")
 
 
 async def _identity_provider_user(
