@@ -710,3 +710,33 @@ async def test_blob_listing_pages_in_key_order_and_skips_recent_files(tmp_path: 
     assert await store.written_before(cutoff, since=since) == [keys[5]]
     assert not await store.delete(recent, written_before=cutoff)
     assert await store.delete(keys[0], written_before=cutoff)
+
+
+async def test_a_queued_image_stored_again_during_the_run_is_kept(platform: Platform) -> None:
+    """The purge's queued deletions spare a file a camera stored again since the run began."""
+    store = LocalBlobStore(platform.blob_dir)
+    gone, posted_again = _image(61), _image(62)
+    keys = [(await store.put(image))[1] for image in (gone, posted_again)]
+    long_ago = (datetime.now(UTC) - timedelta(days=40)).timestamp()
+    os.utime(_blob(gone, platform.blob_dir), (long_ago, long_ago))
+    # Its time is after the run's start: the camera's read may be about to commit.
+    soon = (datetime.now(UTC) + timedelta(minutes=1)).timestamp()
+    os.utime(_blob(posted_again, platform.blob_dir), (soon, soon))
+    async with platform.engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO recognition.retention_blob_deletions (blob_key) "
+                "SELECT unnest(CAST(:keys AS text[]))"
+            ),
+            {"keys": keys},
+        )
+    job: RetentionJob = platform.app.state.retention
+    result = await job.run(trigger="test")
+    assert result.blobs_deleted == 1
+    assert not _blob(gone, platform.blob_dir).exists()
+    assert _blob(posted_again, platform.blob_dir).exists()
+    async with platform.engine.connect() as connection:
+        queued = await connection.scalar(
+            text("SELECT count(*) FROM recognition.retention_blob_deletions")
+        )
+    assert queued == 0

@@ -26,7 +26,8 @@ One run, in one database transaction:
    *before* the transaction commits: if the receipts cannot be recorded, nothing is purged.
 8. After the commit, blob files whose last read is gone are deleted. They are queued in
    ``retention_blob_deletions`` inside the transaction, so a crash leaves them queued for
-   the next run; a blob shared with a remaining read (same image bytes) is kept.
+   the next run; a blob shared with a remaining read (same image bytes) is kept, and so
+   is one stored again since the run began (a camera's read of it may not have committed).
 9. **Orphans.** After a completed run, image files no read refers to and not written for
    ``orphan_blob_grace_minutes`` are deleted: the image of a read that was refused or
    failed after its image was stored (the image is stored before the read commits, so
@@ -480,7 +481,7 @@ class RetentionJob:
                 _logger.exception("retention run failed")
                 result = RunResult(run_id, "failed", f"database: {type(exc.orig).__name__}", [])
                 await self._record(run_id, started, trigger, triggered_by, result, None)
-            result = await self._delete_queued_blobs(result)
+            result = await self._delete_queued_blobs(result, written_before=started)
             if result.outcome == "completed":
                 result = await self._sweep_orphan_blobs(result)
             return result
@@ -695,8 +696,15 @@ class RetentionJob:
         body: dict[str, Any] = response.json()
         return body
 
-    async def _delete_queued_blobs(self, result: RunResult) -> RunResult:
-        """Delete queued blobs no remaining read uses; the queue survives a crash."""
+    async def _delete_queued_blobs(
+        self, result: RunResult, *, written_before: datetime
+    ) -> RunResult:
+        """Delete queued blobs no remaining read uses; the queue survives a crash.
+
+        A file stored again since ``written_before`` (the run's start) is kept: a camera
+        may have just posted the same image, and its read may not have committed yet. If
+        that read never commits, the orphan sweep deletes the file later.
+        """
         async with self.engine.connect() as connection:
             queued = [
                 row[0]
@@ -710,7 +718,7 @@ class RetentionJob:
             await connection.rollback()
         deleted = 0
         for key in queued:
-            if key not in in_use and await self.blobs.delete(key):
+            if key not in in_use and await self.blobs.delete(key, written_before=written_before):
                 deleted += 1
         async with self.engine.begin() as connection:
             await connection.execute(
