@@ -1,7 +1,6 @@
 """Hot-list matching: the immutable in-memory index that every read is matched against."""
 
 from lpr_hotlist.matching.index import (
-    MIN_ONE_EDIT_LENGTH,
     EditKind,
     EntryId,
     IndexEntry,
@@ -12,7 +11,6 @@ from lpr_hotlist.matching.index import (
 )
 
 __all__ = [
-    "MIN_ONE_EDIT_LENGTH",
     "EditKind",
     "EntryId",
     "IndexEntry",

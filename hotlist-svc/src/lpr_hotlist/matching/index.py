@@ -13,7 +13,7 @@ How a read is matched (``n`` = read length):
   characters (or last, for patterns that start with a wildcard); a read only tries the
   patterns of its own buckets, each a precompiled regular expression.
 - **one edit** (only entries of lists that allow it, and only plates of at least
-  :data:`MIN_ONE_EDIT_LENGTH` characters): the symmetric-delete method on canonical forms.
+  :data:`~lpr_common.plates.MIN_EDIT_LENGTH` characters): the symmetric-delete method on canonical forms.
   Each such entry's canonical form is stored under every string obtained by deleting one of
   its characters. A read then needs ``2n + 1`` lookups: its own canonical form among the
   deletions (the read dropped a character), and each of its own deletions among the
@@ -52,8 +52,6 @@ from lpr_common.plates import (
 
 EntryId: TypeAlias = UUID | int | str
 
-MIN_ONE_EDIT_LENGTH: Final = MIN_EDIT_LENGTH
-"""Shortest plate (entry or read) that takes part in one-edit matching (shared with fusion)."""
 
 _NORMALISED_PLATE: Final = re.compile(r"[A-Z0-9]{1,10}")
 _PREFIX_KEY_LENGTH: Final = 3
@@ -369,7 +367,7 @@ class MatchIndex:
                 continue
             canonical = canonical_of(plate)
             _add(by_canonical, canonical, entry)
-            if entry.allow_one_edit and len(canonical) >= MIN_ONE_EDIT_LENGTH:
+            if entry.allow_one_edit and len(canonical) >= MIN_EDIT_LENGTH:
                 if canonical not in fuzzy:
                     fuzzy[canonical] = [entry]
                     for i in range(len(canonical)):
@@ -478,7 +476,7 @@ class MatchIndex:
             self._match_patterns(found, read, canonical, read_state, at)
 
         n = len(canonical)
-        if self._deletions and n >= MIN_ONE_EDIT_LENGTH - 1:
+        if self._deletions and n >= MIN_EDIT_LENGTH - 1:
             self._match_one_edit(found, read, canonical, read_state, at)
 
         if not found:
@@ -509,7 +507,7 @@ class MatchIndex:
                     seen.add(candidate)
                     for entry in fuzzy[candidate]:
                         self._keep_edit(found, entry, EditKind.DROPPED, read, read_state, at, None)
-        if n < MIN_ONE_EDIT_LENGTH:
+        if n < MIN_EDIT_LENGTH:
             return  # substituted needs an entry of n, added one of n - 1 characters
         keys = [canonical[:i] + canonical[i + 1 :] for i in range(n)]
         # Set intersections run in C; almost every read meets nothing here.
