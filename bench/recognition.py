@@ -42,6 +42,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._cpu import cpu_seconds
 from bench._onnxruntime_pipeline import OnnxRuntimeRunner
 from lpr_recognition.inference.errors import RecognitionUnavailable
 from lpr_recognition.inference.pipeline import (
@@ -191,20 +192,6 @@ def detected(sample: Sample, plates: Sequence[PlateResult]) -> bool:
     return bool(box_iou(truth, boxes).max() >= DETECTION_IOU)
 
 
-def cpu_seconds() -> float:
-    """CPU time (user + system) of this process and every process it started."""
-    me = psutil.Process()
-    times = me.cpu_times()
-    total = float(times.user + times.system)
-    for child in me.children(recursive=True):
-        try:
-            child_times = child.cpu_times()
-        except psutil.Error:
-            continue
-        total += child_times.user + child_times.system
-    return total
-
-
 async def run_set(
     pipeline: PlatePipeline, samples: Sequence[Sample], region: str, concurrency: int
 ) -> tuple[SetResult, list[tuple[str, str, str]]]:
@@ -223,9 +210,9 @@ async def run_set(
     # allocates its buffers), so a short set is not charged for the server's start.
     warm = [samples[i % len(samples)] for i in range(2 * concurrency)]
     await asyncio.gather(*(pipeline.recognize(sample.image, region) for sample in warm))
-    start, cpu_start = time.perf_counter(), cpu_seconds()
+    start, cpu_start = time.perf_counter(), cpu_seconds(psutil.Process())
     results = await asyncio.gather(*(one(sample) for sample in samples))
-    elapsed, cpu_used = time.perf_counter() - start, cpu_seconds() - cpu_start
+    elapsed, cpu_used = time.perf_counter() - start, cpu_seconds(psutil.Process()) - cpu_start
     found = exact = exact_errata = close = 0
     misses: list[tuple[str, str, str]] = []
     for sample, plates in zip(samples, results, strict=True):

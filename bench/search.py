@@ -51,6 +51,9 @@ import httpx
 import numpy as np
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._cpu import cpu_seconds
 from lpr_common.http import WireTransport
 from lpr_common.migrations import upgrade
 from lpr_common.settings import LprSettings
@@ -387,25 +390,15 @@ async def time_both(
     return timings
 
 
-def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
-    """CPU seconds (user + system) of each named process with its children, and this one."""
+def cpu_by_process(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds of each named process with its children, and of this one (``client``)."""
     totals: dict[str, float] = {}
     for name, pid in pids.items():
         try:
-            root = psutil.Process(pid)
-            processes = [root, *root.children(recursive=True)]
+            totals[name] = cpu_seconds(psutil.Process(pid))
         except psutil.Error:
             continue
-        total = 0.0
-        for process in processes:
-            try:
-                times = process.cpu_times()
-            except psutil.Error:
-                continue
-            total += times.user + times.system
-        totals[name] = total
-    own = psutil.Process().cpu_times()
-    totals["client"] = own.user + own.system
+    totals["client"] = cpu_seconds(psutil.Process(), children=False)
     return totals
 
 
@@ -417,12 +410,12 @@ async def cpu_per_search(
         base_url=gateway_url, timeout=60, transport=WireTransport()
     ) as client:
         headers = {"Authorization": f"Bearer {await officer.token(client)}"}
-        before = cpu_seconds(pids)
+        before = cpu_by_process(pids)
         for body in bodies:
             response = await client.post("/v1/reads/search", json=body, headers=headers)
             if response.status_code != 200:
                 raise RuntimeError(f"search failed: HTTP {response.status_code}")
-        after = cpu_seconds(pids)
+        after = cpu_by_process(pids)
     return {
         name: round(1000 * (after[name] - before[name]) / len(bodies), 2)
         for name in after
