@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -51,10 +53,9 @@ async def writer_engine(migrated_database_url: str) -> AsyncIterator[AsyncEngine
         await built.dispose()
 
 
-@pytest.fixture
-async def writer(writer_engine: AsyncEngine) -> AsyncIterator[ChainWriter]:
-    """The access chain's writer, running."""
-    chain_writer = ChainWriter(writer_engine, ACCESS, max_batch=500)
+@contextlib.asynccontextmanager
+async def running(chain_writer: ChainWriter) -> AsyncIterator[ChainWriter]:
+    """``chain_writer`` started, and stopped afterwards."""
     chain_writer.start()
     try:
         yield chain_writer
@@ -62,18 +63,26 @@ async def writer(writer_engine: AsyncEngine) -> AsyncIterator[ChainWriter]:
         await chain_writer.stop()
 
 
+@pytest.fixture
+async def writer(writer_engine: AsyncEngine) -> AsyncIterator[ChainWriter]:
+    """The access chain's writer, running."""
+    async with running(ChainWriter(writer_engine, ACCESS, max_batch=500)) as chain_writer:
+        yield chain_writer
+
+
 Append = Callable[[int], Awaitable[AppendResult]]
+
+
+async def request(chain_writer: ChainWriter, size: int) -> AppendResult:
+    """One request of ``size`` fresh events to ``chain_writer``."""
+    now = repository.now()
+    return await chain_writer.append([encode_event(make_event(), now) for _ in range(size)])
 
 
 @pytest.fixture
 def append(writer: ChainWriter) -> Append:
     """Append ``n`` fresh events and return where they landed."""
-
-    async def run(count: int) -> AppendResult:
-        now = repository.now()
-        return await writer.append([encode_event(make_event(), now) for _ in range(count)])
-
-    return run
+    return functools.partial(request, writer)
 
 
 @pytest.fixture
@@ -81,19 +90,11 @@ async def other_writer(migrated_database_url: str) -> AsyncIterator[ChainWriter]
     """A second replica's writer: its own engine, racing for the same tail."""
     other_engine = build_engine(migrated_database_url, pool_size=2)
     use_writer_role(other_engine, WRITER_ROLE)
-    other = ChainWriter(other_engine, ACCESS, max_batch=7)
-    other.start()
     try:
-        yield other
+        async with running(ChainWriter(other_engine, ACCESS, max_batch=7)) as other:
+            yield other
     finally:
-        await other.stop()
         await other_engine.dispose()
-
-
-async def request(chain_writer: ChainWriter, size: int) -> AppendResult:
-    """One request of ``size`` fresh events to ``chain_writer``."""
-    now = repository.now()
-    return await chain_writer.append([encode_event(make_event(), now) for _ in range(size)])
 
 
 async def test_append_links_records_after_the_tail(
