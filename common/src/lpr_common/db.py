@@ -131,7 +131,12 @@ SessionFactory = Callable[[], AsyncSession]
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """Yield a session for one request: commit on success, roll back on error."""
+    """Yield a session for one request: commit on success, roll back on error.
+
+    Used through :data:`SessionDep`, whose ``scope="function"`` commits before the response
+    is sent: a client that has its 201 can read what it created, and a failed commit is
+    answered as an error instead of after a success already sent.
+    """
     factory: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with factory() as session:
         try:
@@ -143,4 +148,5 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.commit()
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# FastAPI's default ("request") scope runs the commit after the response has gone out.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
