@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -216,5 +217,27 @@ def test_decisions_from_many_threads_do_not_mix() -> None:
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:
             assert all(pool.map(decide, cases))
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def test_a_new_engine_answers_its_first_decisions_from_many_threads_at_once() -> None:
+    # A reloaded engine is first used by requests already waiting in several threads.
+    # Casbin adds to a dict shared by all of them on its first call; none may fail for it.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(100):
+            engine = PolicyEngine.from_files()
+            start = threading.Barrier(8)
+
+            def decide(
+                _: int, engine: PolicyEngine = engine, start: threading.Barrier = start
+            ) -> bool:
+                start.wait()
+                return not engine.decide(officer(), Resource.AUDIT, Action.READ, context()).allowed
+
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                assert all(pool.map(decide, range(8)))
     finally:
         sys.setswitchinterval(interval)

@@ -107,6 +107,10 @@ class _Enforcer(casbin.Enforcer):  # type: ignore[misc]
     than matching a partition's rows. Our enforcers are never modified after they are
     built (a reload builds new ones), so the parsed expression stays valid; it is kept
     per thread because the evaluator stores the request's names on itself.
+
+    The evaluator gets its own copy of the functions: Casbin hands every call the one
+    shared dict and adds ``g`` to it on the first ``enforce``, and an evaluator being built
+    in another thread at that moment fails with "dictionary changed size during iteration".
     """
 
     def __init__(self, model: Any, adapter: Any) -> None:
@@ -117,7 +121,8 @@ class _Enforcer(casbin.Enforcer):  # type: ignore[misc]
         parsed: dict[str, Any] = self._parsed_matchers.__dict__
         expression = parsed.get(expr)
         if expression is None:
-            expression = parsed[expr] = casbin.Enforcer._get_expression(expr, functions)
+            own = dict(functions) if functions is not None else None
+            expression = parsed[expr] = casbin.Enforcer._get_expression(expr, own)
         return expression
 
 
