@@ -217,8 +217,12 @@ async def request_approval(
     return ApprovalPublic.model_validate(approval)
 
 
-async def _approval(session: SessionDep, approval_id: UUID) -> ApprovalRecord:
-    approval = await session.get(ApprovalRecord, approval_id)
+async def _approval(
+    session: SessionDep, approval_id: UUID, *, for_update: bool = False
+) -> ApprovalRecord:
+    approval = await session.get(
+        ApprovalRecord, approval_id, with_for_update=for_update, populate_existing=for_update
+    )
     if approval is None:
         raise NotFound(f"no approval {approval_id}")
     return approval
@@ -237,8 +241,9 @@ async def get_approval(approval_id: UUID, session: SessionDep, caller: CallerDep
 async def decide_approval(
     approval_id: UUID, data: ApprovalDecision, session: SessionDep, caller: CallerDep
 ) -> ApprovalPublic:
-    """Approve or deny a data-access request (B.1.f)."""
-    approval = await _approval(session, approval_id)
+    """Approve or deny a data-access request (B.1.f), once: a second decision is a 409."""
+    # Locked: two administrators deciding at once must not both pass the pending check.
+    approval = await _approval(session, approval_id, for_update=True)
     if approval.status != "pending":
         raise Conflict(f"approval {approval_id} is already {approval.status}")
     if approval.user_id == caller.user_id:

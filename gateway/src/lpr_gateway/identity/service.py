@@ -152,7 +152,16 @@ async def check_password_login(
         AccountLocked: the account is locked (now or by this failure).
         Unauthenticated: wrong username or password, or a disabled account.
     """
-    user = (await session.scalars(select(User).where(col(User.username) == username))).first()
+    # Locked until the caller commits: failures sent in parallel are counted one after
+    # another, so a guesser cannot escape the lockout by sending its guesses at once.
+    user = (
+        await session.scalars(
+            select(User)
+            .where(col(User.username) == username)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).first()
     if user is not None and user.locked_until is not None and user.locked_until > now:
         raise _locked(user.locked_until, now)
     valid = await verify_password(user.password_hash if user else None, password)
