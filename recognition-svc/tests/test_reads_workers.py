@@ -8,7 +8,7 @@ tests/test_reads_stack.py run the real server.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -230,6 +230,57 @@ async def test_concurrent_workers_never_claim_the_same_read(
     first, second = await asyncio.gather(claim(), claim())
     assert not first & second
     assert posted <= first | second
+
+
+class RecordingWakeup(asyncio.Event):
+    """The recognition workers' wake-up, noting in ``log`` when ingest rings it."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self._log = log
+
+    def set(self) -> None:
+        self._log.append("wake workers")
+        super().set()
+
+
+async def _post_one_read(client: httpx.AsyncClient, camera: Camera) -> httpx.Response:
+    return await camera.post_read(client, metadata(), jpeg_bytes())
+
+
+async def _post_a_batch(client: httpx.AsyncClient, camera: Camera) -> httpx.Response:
+    path = "/v1/reads/batch"
+    reads = [metadata(edge_plate={"text": "6HP995"})]
+    return await client.post(path, json={"reads": reads}, headers=camera.headers("POST", path))
+
+
+@pytest.mark.parametrize("post", [_post_one_read, _post_a_batch])
+async def test_ingest_wakes_the_workers_only_once_the_read_is_committed(
+    settings: Settings,
+    camera: Camera,
+    monkeypatch: pytest.MonkeyPatch,
+    post: Callable[[httpx.AsyncClient, Camera], Awaitable[httpx.Response]],
+) -> None:
+    """A worker woken before the commit claims nothing and sleeps ``worker_poll_s``."""
+    log: list[str] = []
+    real_commit = AsyncSession.commit
+
+    async def commit(self: AsyncSession) -> None:
+        # Only a commit that ends a transaction; the session dependency's commit after
+        # an endpoint that committed itself has nothing to commit.
+        committing = self.in_transaction()
+        await real_commit(self)
+        if committing:
+            log.append("commit")
+
+    app = create_app(settings)
+    async with app_client(app) as client:
+        app.state.recognition_wakeup = RecordingWakeup(log)
+        monkeypatch.setattr(AsyncSession, "commit", commit)
+        response = await post(client, camera)
+        monkeypatch.setattr(AsyncSession, "commit", real_commit)
+    assert response.status_code == 202, response.text
+    assert log == ["commit", "wake workers"]
 
 
 def _handoff(

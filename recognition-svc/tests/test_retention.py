@@ -27,13 +27,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lpr_audit.app import create_app as create_audit_app
 from lpr_audit.settings import Settings as AuditSettings
-from lpr_common.audit_client import AuditClient
+from lpr_common.audit_client import AuditClient, AuditEvent
 from lpr_common.context import ContextSigner, RequestContext, service_context_auth
 from lpr_common.db import build_engine
 from lpr_common.migrations import upgrade
 from lpr_common.testing import context_signer
 from lpr_recognition.app import create_app
 from lpr_recognition.blobs import LocalBlobStore, blob_key
+from lpr_recognition.retention import holds
 from lpr_recognition.retention.job import RetentionJob, deleted_ids_sha256
 from lpr_recognition.settings import Settings
 from lpr_recognition.testing import AGENCY, Camera, jpeg_bytes, metadata
@@ -525,6 +526,169 @@ async def test_only_an_administrator_releases_a_hold_and_only_with_a_reason(
         json={"reason": "court order vacated the hold"},
     )
     assert twice.status_code == 409
+
+
+async def _until_waiting_on_a_lock(platform: Platform, request: asyncio.Task[Any]) -> None:
+    """Until a transaction waits on a lock, or ``request`` ends without one (5 s at most)."""
+    for _ in range(250):
+        async with platform.engine.connect() as connection:
+            waiting = await connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+        if waiting or request.done():
+            return
+        await asyncio.sleep(0.02)
+
+
+async def test_a_hold_released_twice_at_once_is_released_and_audited_once(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second of two concurrent releases changes nothing: 409, and no audit event."""
+    read_id = await platform.post_read(datetime.now(UTC), _image(92))
+    placed = await platform.call(
+        platform.recognition,
+        "POST",
+        "/v1/legal-holds",
+        "records",
+        json={
+            "case_number": "PD-2026-000902",
+            "reason": "evidence for the case file",
+            "read_ids": [read_id],
+        },
+    )
+    assert placed.status_code == 201, placed.text
+    hold_id = placed.json()["id"]
+
+    async def release(reason: str) -> httpx.Response:
+        return await platform.call(
+            platform.recognition,
+            "DELETE",
+            f"/v1/legal-holds/{hold_id}",
+            "administrator",
+            json={"reason": reason},
+        )
+
+    real_record = holds._record
+    second: list[asyncio.Task[httpx.Response]] = []
+
+    async def record_while_another_release_waits(audit: Any, event: AuditEvent) -> None:
+        if event.event_type == "legal_hold.released" and not second:
+            # The second release read the hold as active; its UPDATE waits on this one's.
+            second.append(asyncio.create_task(release("the court order was vacated")))
+            await _until_waiting_on_a_lock(platform, second[0])
+        await real_record(audit, event)
+
+    monkeypatch.setattr(holds, "_record", record_while_another_release_waits)
+    first = await release("the case was closed")
+    again = await second[0]
+    assert first.status_code == 200, first.text
+    assert first.json()["release_reason"] == "the case was closed"
+    assert again.status_code == 409, again.text
+    assert again.json()["type"].endswith("/conflict")
+    released = await platform.audit_events("legal_hold.released")
+    assert [e["reason"] for e in released if e["details"]["hold_id"] == hold_id] == [
+        "the case was closed"
+    ]
+
+
+async def _expired_non_hit_read(platform: Platform, seed: int) -> str:
+    """A read past the 60-minute non-hit period in today's partition (purged row-wise)."""
+    await short_periods(platform, "short periods for the hold and purge race tests")
+    now = datetime.now(UTC)
+    captured = max(now - timedelta(hours=2), datetime.combine(now.date(), time(), UTC))
+    if now - captured < timedelta(minutes=61):
+        pytest.skip("too close to midnight UTC for a row-wise purge of today's partition")
+    read_id = await platform.post_read(captured, _image(seed))
+    await platform.matched(read_id, hit=False)
+    return read_id
+
+
+async def test_a_run_while_a_hold_is_placed_is_skipped_and_keeps_the_held_read(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """IACP B.1.b: a read a records clerk is told is held is never purged.
+
+    The run cannot see the hold before it commits (``place`` waits for the audit log
+    first), so the hold shares the retention lock and the run is skipped meanwhile.
+    """
+    read_id = await _expired_non_hit_read(platform, 91)
+    real_record = holds._record
+    runs: list[httpx.Response] = []
+
+    async def record_while_a_run_starts(audit: Any, event: AuditEvent) -> None:
+        if event.event_type == "legal_hold.placed" and not runs:
+            runs.append(
+                await platform.call(
+                    platform.recognition, "POST", "/v1/retention/runs", "administrator"
+                )
+            )
+        await real_record(audit, event)
+
+    monkeypatch.setattr(holds, "_record", record_while_a_run_starts)
+    placed = await platform.call(
+        platform.recognition,
+        "POST",
+        "/v1/legal-holds",
+        "records",
+        json={
+            "case_number": "PD-2026-000901",
+            "reason": "evidence in a burglary investigation",
+            "read_ids": [read_id],
+        },
+    )
+    [skipped] = runs
+    assert skipped.status_code == 503, skipped.text
+    assert skipped.json()["detail"].startswith("retention run skipped")
+    assert skipped.headers["Retry-After"] == "60"
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["read_ids"] == [read_id]
+    assert await platform.stored([read_id]) == {read_id}
+
+    run = await platform.call(platform.recognition, "POST", "/v1/retention/runs", "administrator")
+    assert run.status_code == 201, run.text
+    assert run.json()["receipts"][0]["details"]["preserved_legal_hold"] >= 1
+    assert await platform.stored([read_id]) == {read_id}
+
+
+async def test_a_hold_placed_during_a_run_waits_for_it_and_holds_what_is_left(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hold placed while a run purges waits for its commit: it never names a purged read."""
+    read_id = await _expired_non_hit_read(platform, 94)
+    job: RetentionJob = platform.app.state.retention
+    real_send = job._send
+    holding: list[asyncio.Task[httpx.Response]] = []
+
+    async def send_while_a_hold_is_placed(receipts: Any) -> dict[str, Any]:
+        # The run has deleted the read but not committed: a hold looking now would see it.
+        holding.append(
+            asyncio.create_task(
+                platform.call(
+                    platform.recognition,
+                    "POST",
+                    "/v1/legal-holds",
+                    "records",
+                    json={
+                        "case_number": "PD-2026-000903",
+                        "reason": "evidence in a burglary investigation",
+                        "read_ids": [read_id],
+                    },
+                )
+            )
+        )
+        await _until_waiting_on_a_lock(platform, holding[0])
+        return await real_send(receipts)
+
+    monkeypatch.setattr(job, "_send", send_while_a_hold_is_placed)
+    run = await platform.call(platform.recognition, "POST", "/v1/retention/runs", "administrator")
+    placed = await holding[0]
+    assert run.status_code == 201, run.text
+    assert await platform.stored([read_id]) == set()
+    assert placed.status_code == 422, placed.text
+    assert [e["field"] for e in placed.json()["errors"]] == ["read_ids.0"]
 
 
 async def test_without_the_audit_log_nothing_is_purged(platform: Platform) -> None:

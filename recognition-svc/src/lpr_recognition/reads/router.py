@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from lpr_common.context import ContextDep, RequestContext
 from lpr_common.db import SessionDep
@@ -47,7 +48,14 @@ def _blobs(request: Request) -> BlobStore:
     return blobs
 
 
-def _wake_workers(request: Request) -> None:
+async def _commit_and_wake_workers(request: Request, session: AsyncSession) -> None:
+    """Commit the new reads, then wake the recognition workers to claim them.
+
+    ``SessionDep`` would commit only after the endpoint returns: a worker woken before
+    that claims in its own transaction, finds nothing, and sleeps ``worker_poll_s``. The
+    dependency's own commit is then a no-op.
+    """
+    await session.commit()
     wakeup: asyncio.Event | None = getattr(request.app.state, "recognition_wakeup", None)
     if wakeup is not None:
         wakeup.set()
@@ -115,9 +123,8 @@ async def post_read(
         checked=checked,
         now=now,
     )
-    await session.flush()
     if outcome.created:
-        _wake_workers(request)
+        await _commit_and_wake_workers(request, session)
     body = ReadAccepted(read_id=outcome.read_id, status=outcome.status)
     return JSONResponse(body.model_dump(mode="json"), status_code=202 if outcome.created else 200)
 
@@ -152,8 +159,7 @@ async def post_read_batch(
         now=now,
         fusion=FusionConfig.of(settings),
     )
-    await session.flush()
-    _wake_workers(request)
+    await _commit_and_wake_workers(request, session)
     return BatchAccepted(
         reads=[
             BatchReadAccepted(read_id=o.read_id, status=o.status, camera_read_id=o.camera_read_id)

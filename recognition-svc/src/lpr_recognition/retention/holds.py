@@ -29,6 +29,7 @@ from lpr_common.errors import (
 from lpr_common.plates import InvalidPlate, normalize_plate
 from lpr_policy.conditions import MIN_REASON_LENGTH
 from lpr_policy.models import is_vague
+from lpr_recognition.retention.job import RETENTION_LOCK_KEY
 from lpr_recognition.retention.models import LegalHold, LegalHoldRead
 from lpr_recognition.retention.schemas import LegalHoldCreate, LegalHoldPublic, TimeRange
 from lpr_recognition.settings import SCHEMA
@@ -178,6 +179,17 @@ async def place(
     if problem:
         errors.append(FieldError(field="reason", reason=problem))
     plate = _check_selector(body, errors)
+    if not errors:
+        # A purge run cannot see this hold until it commits, and nothing else stops it:
+        # legal_hold_reads has no foreign key to reads, and the row-wise purge's DELETE
+        # would wait on a FOR SHARE lock only to delete the read once this commits (its
+        # snapshot still shows no hold). So share the lock each run try-locks exclusively,
+        # before the reads are looked up: a run that starts now is skipped (nothing
+        # deleted; the next one sees the hold), and a hold placed during a run waits for
+        # its commit, then finds only the reads it left.
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": RETENTION_LOCK_KEY}
+        )
     if not errors and body.read_ids is not None:
         found = await _reads_by_id(session, body.read_ids, context.agency)
         errors.extend(
@@ -255,15 +267,26 @@ async def release(
         raise Conflict(f"legal hold {hold_id} was released at {hold.released_at.isoformat()}")
     released_at = datetime.now(UTC)
     assert reason is not None
-    await session.execute(
-        update(LegalHold)
-        .where(col(LegalHold.id) == hold_id, col(LegalHold.released_at).is_(None))
-        .values(
-            released_at=released_at, released_by=context.subject_id, release_reason=reason.strip()
+    released = (
+        await session.execute(
+            update(LegalHold)
+            .where(col(LegalHold.id) == hold_id, col(LegalHold.released_at).is_(None))
+            .values(
+                released_at=released_at,
+                released_by=context.subject_id,
+                release_reason=reason.strip(),
+            )
+            .returning(col(LegalHold.id))
         )
-    )
+    ).scalar_one_or_none()
     await session.flush()
     await session.refresh(hold)
+    if released is None:
+        # A concurrent release also read the hold as active; its UPDATE committed first,
+        # and this one, re-checked after waiting on the row, changed nothing: not a
+        # second release, so not a second audit event.
+        assert hold.released_at is not None
+        raise Conflict(f"legal hold {hold_id} was released at {hold.released_at.isoformat()}")
     await _record(
         audit,
         _event(

@@ -74,7 +74,8 @@ RECEIPT_CLASSES = (NON_HIT_READS, HIT_READS, PRESERVED_READS, IMAGES)
 # lacks; a run never starts without an answer from audit-svc.
 DEFAULT_MINUTES = {NON_HIT_READS: 30 * 1440, HIT_READS: 365 * 1440, IMAGES: 30 * 1440}
 
-# Serialises purge runs across replicas (an arbitrary constant of this service).
+# Serialises purge runs across replicas (an arbitrary constant of this service); a legal
+# hold being placed holds it shared, so no run purges its reads before it commits.
 RETENTION_LOCK_KEY = 0x4C50_5202
 _DAY_PARTITION = re.compile(r"^reads_p(\d{8})$")
 
@@ -102,7 +103,7 @@ class ReceiptsNotRecorded(RetentionUnavailable):
 
 
 class RunInProgress(Exception):
-    """Another replica is purging now."""
+    """Another replica is purging now, or a legal hold is being placed."""
 
 
 def deleted_ids_sha256(read_ids: Iterable[UUID | str]) -> str:
@@ -544,7 +545,9 @@ class RetentionJob:
                 )
             ).scalar_one()
             if not locked:
-                raise RunInProgress("another retention run is in progress")
+                raise RunInProgress(
+                    "another retention run, or a legal hold being placed, holds the lock"
+                )
             await self._extend_plate_holds(connection)
             expired_before = max(cutoffs["non_hit_cutoff"], cutoffs["hit_cutoff"])
             days = [
