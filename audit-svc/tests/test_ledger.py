@@ -8,6 +8,7 @@ import functools
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -189,6 +190,76 @@ async def test_a_writer_whose_tail_is_stale_links_after_the_other_replica(
     assert all(rows[i + 1][1] == rows[i][2] for i in range(len(rows) - 1))
     verified = await repository.verify_stored(
         session, ACCESS, [checkpoint_key.public_key()], first=first.first_seq, last=after.last_seq
+    )
+    assert verified.report.ok, verified.report.to_json()
+
+
+class _RivalAfterTail:
+    """A writer's asyncpg connection that starts ``rival`` right after reading the tail."""
+
+    def __init__(self, driver: Any, rival: Callable[[], Awaitable[None]]) -> None:
+        self._driver = driver
+        self._rival: Callable[[], Awaitable[None]] | None = rival
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._driver, name)
+
+    async def fetchrow(self, query: str, *args: Any) -> Any:
+        row = await self._driver.fetchrow(query, *args)
+        if self._rival is not None and "ORDER BY seq DESC" in query:
+            rival, self._rival = self._rival, None
+            await rival()
+        return row
+
+
+async def test_a_locked_append_survives_the_other_replicas_one_statement_append(
+    writer: ChainWriter,
+    other_writer: ChainWriter,
+    session: AsyncSession,
+    checkpoint_key: Ed25519PrivateKey,
+) -> None:
+    # The other replica starts on the locked path (it does not know the tail) while the
+    # first writer, which does, appends in one statement right after the locked path has
+    # read the tail. That statement must wait for the chain's lock, not take tail + 1
+    # from under the locked path: its COPY would fail and a request alone in its batch
+    # would be answered 503.
+    first = await request(writer, 1)
+    rival: asyncio.Task[AppendResult] | None = None
+    lock_key = ACCESS.lock_key
+
+    async def append_between() -> None:
+        nonlocal rival
+        rival = asyncio.create_task(request(writer, 1))
+        # Until it has landed (the locked path is broken) or it waits for the chain's lock.
+        for _ in range(200):
+            if rival.done():
+                return
+            waiting = await session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    " AND classid::bigint = :high AND objid::bigint = :low"
+                ),
+                {"high": lock_key >> 32, "low": lock_key & 0xFFFFFFFF},
+            )
+            if waiting:
+                return
+            await asyncio.sleep(0.05)
+        pytest.fail("the one-statement append neither landed nor waited for the chain's lock")
+
+    real_driver = other_writer._driver
+
+    async def driver() -> Any:
+        return _RivalAfterTail(await real_driver(), append_between)
+
+    other_writer._driver = driver  # type: ignore[method-assign]
+    landed = await request(other_writer, 1)
+    assert rival is not None
+    between = await rival
+
+    assert landed.first_seq == first.last_seq + 1
+    assert between.first_seq == landed.last_seq + 1
+    verified = await repository.verify_stored(
+        session, ACCESS, [checkpoint_key.public_key()], first=first.first_seq, last=between.last_seq
     )
     assert verified.report.ok, verified.report.to_json()
 

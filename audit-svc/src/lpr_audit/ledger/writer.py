@@ -14,6 +14,11 @@ COPY and the COMMIT (which returns once the records are durable). Once the write
 the tail (it committed it), the next batch is one INSERT statement linked after it; the
 primary key on ``seq`` refuses it whole if another replica appended meanwhile, and that
 batch goes the locked way (:meth:`ChainWriter._append`).
+
+Every append, either way, holds the chain's advisory lock until it commits: the INSERT
+takes it itself, before it writes a row. So the locked path's tail, read once it holds
+the lock, stays the tail until its COPY commits, and a replica on the locked path is
+never refused because another replica's INSERT landed in between.
 """
 
 from __future__ import annotations
@@ -89,7 +94,15 @@ async def append_locked(
 
 
 async def insert_statement(driver: Any, spec: ChainSpec) -> str:
-    """One ``INSERT ... SELECT FROM unnest(...)`` of a batch, typed from the table itself."""
+    """One ``INSERT ... SELECT FROM unnest(...)`` of a batch, typed from the table itself.
+
+    The statement takes the chain's advisory lock (the one :func:`append_locked` takes)
+    before it inserts anything: the uncorrelated ``EXISTS`` is a one-time filter, which
+    PostgreSQL evaluates before it reads the first row of ``unnest``, and the
+    ``MATERIALIZED`` CTE keeps the volatile lock call from being inlined or dropped. The
+    lock is held until the statement's own transaction ends.
+    """
+    lock_key = int(spec.lock_key)
     names = ["seq", "prev_hash", "hash", "fields", *spec.columns]
     rows = await driver.fetch(
         "SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute "
@@ -98,7 +111,11 @@ async def insert_statement(driver: Any, spec: ChainSpec) -> str:
     )
     types = {row["attname"]: row["type"] for row in rows}
     arrays = ", ".join(f"${n}::{types[name]}[]" for n, name in enumerate(names, start=1))
-    return f"INSERT INTO {spec.qualified_table} ({', '.join(names)}) SELECT * FROM unnest({arrays})"
+    return (
+        f"WITH tail_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock({lock_key})) "
+        f"INSERT INTO {spec.qualified_table} ({', '.join(names)}) "
+        f"SELECT * FROM unnest({arrays}) WHERE EXISTS (SELECT FROM tail_lock)"
+    )
 
 
 async def append_after(
@@ -106,8 +123,9 @@ async def append_after(
 ) -> list[LinkedHash] | None:
     """Append ``records`` after ``head`` in one statement; ``None`` if ``head`` is not the tail.
 
-    The statement is its own transaction. ``seq`` is the primary key, so if another
-    writer has appended after ``head`` (or is appending right now), the first record's
+    The statement is its own transaction and holds the chain's advisory lock (see
+    :func:`insert_statement`), so it waits while another writer appends. ``seq`` is the
+    primary key, so if another writer has appended after ``head``, the first record's
     ``seq`` is taken and the whole statement fails: the chain cannot fork, and nothing is
     written. The caller then reads the tail and links again.
     """
