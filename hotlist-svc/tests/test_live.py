@@ -13,8 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
+import pytest
+from fastapi import FastAPI
+
 from lpr_hotlist.alerts.stream import StreamFilter, alert_events
 from lpr_hotlist.app import create_app
+from lpr_hotlist.hotlists import repository
 from lpr_hotlist.settings import Settings
 from lpr_hotlist.testing import Api, AuditLog, ncic_line, use_audit_log
 from lprctl.pytest_plugin import app_client
@@ -80,6 +84,15 @@ async def post_read(
     assert response.status_code == 200, response.text
     alerts: list[dict[str, Any]] = response.json()["alerts"]
     return alerts
+
+
+def hold_index(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep a replica's index at its generation, as while rebuilding a large list."""
+
+    async def still_rebuilding() -> None:
+        return None
+
+    monkeypatch.setattr(app.state.live_index, "rebuild", still_rebuilding)
 
 
 def parse_sse(text: str) -> list[dict[str, Any]]:
@@ -328,3 +341,161 @@ async def test_sync_and_shift_check_give_the_delta(service_env: dict[str, str]) 
         )
         assert unknown.status_code == 422
         assert unknown.json()["errors"][0]["field"].startswith("versions.")
+
+
+async def test_a_shift_check_cursor_does_not_skip_a_version_published_meanwhile(
+    service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import committed while a shift check runs is delivered by sync from its cursor.
+
+    The check may answer "current" at the old version (that was true when it read the
+    lists), but its cursor must then not cover the import either, or the unit would drive
+    its shift with a stale hot list that no sync ever brings up to date (IACP C.3).
+    """
+    agency = unique_agency()
+    app = create_app(Settings(hotlist_index_check_s=3600))
+    async with app_client(app) as client:
+        use_audit_log(app, AuditLog())
+        api = Api(client)
+        first = await import_list(api, agency, [ncic_line("V", "CUR111")])
+        list_id = first["list_id"]
+        assert first["version"] == 1
+
+        real_lists_of = repository.lists_of
+        published: dict[str, Any] = {}
+
+        async def lists_of_then_a_concurrent_import(session: Any, of_agency: str) -> Any:
+            lists = await real_lists_of(session, of_agency)
+            if of_agency == agency and not published:
+                # Another administrator's import commits while the shift check runs.
+                response = await api.admin(
+                    "POST",
+                    f"/v1/hotlists/{list_id}/imports",
+                    agency=agency,
+                    files={
+                        "file": (
+                            "n.txt",
+                            f"{ncic_line('V', 'CUR111')}\n{ncic_line('V', 'CUR222')}".encode(),
+                            "text/plain",
+                        )
+                    },
+                    data={"format": "ncic"},
+                )
+                assert response.status_code == 201, response.text
+                published.update(response.json())
+            return lists
+
+        monkeypatch.setattr(repository, "lists_of", lists_of_then_a_concurrent_import)
+        check = await api.call(
+            "POST",
+            "/v1/shift-checks",
+            agency=agency,
+            json={"unit_id": "u-race", "versions": {list_id: 1}},
+        )
+        monkeypatch.setattr(repository, "lists_of", real_lists_of)
+        assert check.status_code == 201, check.text
+        assert published["version"] == 2
+        body = check.json()
+        assert body["current"] is True
+        sync = (
+            await api.call(
+                "GET", "/v1/hotlists/sync", agency=agency, params={"since": body["cursor"]}
+            )
+        ).json()
+        delivered = {d["list_id"]: d["current_version"] for d in sync["lists"]}
+        assert delivered.get(list_id) == 2, (
+            f"shift check said current at v1 with cursor {body['cursor']}; import v2 has "
+            f"generation {published['generation']}; sync(since=cursor) delivered {delivered}"
+        )
+
+
+async def test_a_stale_index_does_not_alert_on_an_entry_its_list_no_longer_holds(
+    service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Until a replica's index is rebuilt, an entry an import replaced raises no alert.
+
+    Entries of earlier versions stay stored, so the match must check that the list's
+    current version still holds the entry, or officers are sent after a vehicle that is no
+    longer wanted (the car was recovered).
+    """
+    agency = unique_agency()
+    settings = Settings(hotlist_index_check_s=3600)
+    writer, matcher = create_app(settings), create_app(settings)
+    async with app_client(writer) as writer_client, app_client(matcher) as matcher_client:
+        use_audit_log(writer, AuditLog())
+        use_audit_log(matcher, AuditLog())
+        writes, reads = Api(writer_client), Api(matcher_client)
+        first = await import_list(writes, agency, [ncic_line("V", "GONE11")])
+        stale = await matcher.state.live_index.wait_for_generation(first["generation"], 10)
+        hold_index(matcher, monkeypatch)
+        replaced = await writes.admin(
+            "POST",
+            f"/v1/hotlists/{first['list_id']}/imports",
+            agency=agency,
+            files={"file": ("n.txt", ncic_line("V", "OTHER2").encode(), "text/plain")},
+            data={"format": "ncic"},
+        )
+        assert replaced.status_code == 201, replaced.text
+        assert replaced.json()["removed"] == 1
+        alerts = await post_read(reads, agency, "GONE11")
+        assert alerts == [], [a["explanation"] for a in alerts]
+        assert matcher.state.live_index.state is stale
+
+
+async def test_a_stale_index_still_alerts_on_a_manual_entry_the_list_kept(
+    service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every version stores its entries anew: a stale index's hit counts as the current one.
+
+    An officer removes one of two manual entries. Until the matcher's index is rebuilt the
+    removed plate raises no alert, and the kept plate still does, citing the entry of the
+    list's current version.
+    """
+    agency = unique_agency()
+    settings = Settings(hotlist_index_check_s=3600)
+    writer, matcher = create_app(settings), create_app(settings)
+    async with app_client(writer) as writer_client, app_client(matcher) as matcher_client:
+        use_audit_log(writer, AuditLog())
+        use_audit_log(matcher, AuditLog())
+        writes, reads = Api(writer_client), Api(matcher_client)
+        created = await writes.admin(
+            "POST",
+            "/v1/hotlists",
+            agency=agency,
+            json={"name": "Officer adds", "source": "manual", "category": "stolen vehicle"},
+        )
+        assert created.status_code == 201, created.text
+        list_id = created.json()["id"]
+        added: dict[str, dict[str, Any]] = {}
+        for plate in ("KEPT11", "RMVD22"):
+            response = await writes.call(
+                "POST",
+                f"/v1/hotlists/{list_id}/entries",
+                agency=agency,
+                json={"plate": plate, "state": "CA", "reason": "seen leaving a robbery"},
+            )
+            assert response.status_code == 201, response.text
+            added[plate] = response.json()
+        generation = (await writes.call("GET", "/v1/hotlists/config", agency=agency)).json()[
+            "generation"
+        ]
+        stale = await matcher.state.live_index.wait_for_generation(generation, 10)
+        hold_index(matcher, monkeypatch)
+        removed = await writes.admin(
+            "DELETE",
+            f"/v1/hotlists/{list_id}/entries/{added['RMVD22']['id']}",
+            agency=agency,
+            params={"reason": "recovered by owner"},
+        )
+        assert removed.status_code == 200, removed.text
+        assert removed.json()["version"] == 3
+
+        assert await post_read(reads, agency, "RMVD22") == []
+        [alert] = await post_read(reads, agency, "KEPT11")
+        [current] = (
+            await writes.call("GET", f"/v1/hotlists/{list_id}/entries", agency=agency)
+        ).json()["entries"]
+        assert (current["plate"], alert["entry_id"]) == ("KEPT11", current["id"])
+        shown = (await reads.call("GET", f"/v1/alerts/{alert['alert_id']}", agency=agency)).json()
+        assert (shown["version_id"], shown["entry"]["list_version"]) == (current["version_id"], 3)
+        assert matcher.state.live_index.state is stale

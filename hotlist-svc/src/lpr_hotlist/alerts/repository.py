@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import ColumnElement, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped
 from sqlmodel import col
 
 from lpr_hotlist.alerts.models import Alert, AlertEvent, AlertStatus, DispositionCode, MatchedRead
-from lpr_hotlist.hotlists.models import HotListEntry
+from lpr_hotlist.hotlists.models import HotList, HotListEntry
 from lpr_hotlist.live_index import ALERT_CHANNEL
 
 # Any constant works; it only has to be the same for every writer of alert events.
@@ -82,12 +83,60 @@ async def alert_of_track(session: AsyncSession, *, track_id: UUID, entry_id: UUI
     return (await session.execute(query)).scalars().first()
 
 
-async def entries_by_id(session: AsyncSession, ids: Sequence[UUID]) -> dict[UUID, HotListEntry]:
-    """Hot-list entries by id."""
+async def current_entries_by_id(
+    session: AsyncSession, ids: Sequence[UUID]
+) -> dict[UUID, tuple[HotListEntry, int]]:
+    """For each matched entry id, the entry of its list's current version standing for it.
+
+    A replica's index may still be of an earlier generation than the database. Entries of
+    replaced versions stay stored, and every version stores all of its entries anew, so an
+    id from such an index is mapped to the current version's entry with the same plate,
+    state and pattern; an entry the current version no longer holds (a removed or replaced
+    entry) is left out. A stale index can thus miss a new entry but never alert on a removed
+    one, nor lose an entry that the new version kept.
+
+    Returns:
+        ``{matched id: (current entry, current version number of its list)}``.
+    """
     if not ids:
         return {}
-    query = select(HotListEntry).where(col(HotListEntry.id).in_(ids))
-    return {e.id: e for e in (await session.execute(query)).scalars().all()}
+    query = (
+        select(HotListEntry, col(HotList.current_version_id), col(HotList.current_version))
+        .join(HotList, col(HotList.id) == col(HotListEntry.list_id))
+        .where(col(HotListEntry.id).in_(ids))
+    )
+    found: dict[UUID, tuple[HotListEntry, int]] = {}
+    for entry, current_version_id, number in (await session.execute(query)).tuples().all():
+        if entry.version_id == current_version_id:
+            found[entry.id] = (entry, number)
+        elif current_version_id is not None:
+            kept = await _same_entry_in_version(session, entry, current_version_id)
+            if kept is not None:
+                found[entry.id] = (kept, number)
+    return found
+
+
+async def _same_entry_in_version(
+    session: AsyncSession, entry: HotListEntry, version_id: UUID
+) -> HotListEntry | None:
+    """The version's entry with ``entry``'s plate, state and pattern (first in file order)."""
+    query = (
+        select(HotListEntry)
+        .where(
+            col(HotListEntry.version_id) == version_id,
+            _equal_or_both_null(col(HotListEntry.plate), entry.plate),
+            _equal_or_both_null(col(HotListEntry.state), entry.state),
+            _equal_or_both_null(col(HotListEntry.pattern), entry.pattern),
+        )
+        .order_by(col(HotListEntry.source_line), col(HotListEntry.id))
+        .limit(1)
+    )
+    return (await session.execute(query)).scalars().first()
+
+
+def _equal_or_both_null(column: Mapped[str | None], value: str | None) -> ColumnElement[bool]:
+    # ``=`` rather than ``IS NOT DISTINCT FROM`` where it can, so the plate index is used.
+    return column.is_(None) if value is None else column == value
 
 
 async def get_alert(

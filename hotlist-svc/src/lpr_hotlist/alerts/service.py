@@ -109,7 +109,7 @@ class _Hit:
         return (self.candidate > 0, self.match.rank, self.candidate, self.plate_index)
 
 
-def _entry_snapshot(entry: HotListEntry, info: ListInfo) -> dict[str, Any]:
+def _entry_snapshot(entry: HotListEntry, info: ListInfo, list_version: int) -> dict[str, Any]:
     return {
         "plate": entry.plate,
         "state": entry.state,
@@ -127,8 +127,14 @@ def _entry_snapshot(entry: HotListEntry, info: ListInfo) -> dict[str, Any]:
         "list_source": info.source,
         "list_category": info.category,
         "list_priority": info.priority,
-        "list_version": info.version,
+        "list_version": list_version,
     }
+
+
+def _in_force(entry: HotListEntry, at: datetime) -> bool:
+    if entry.effective_at is not None and at < entry.effective_at:
+        return False
+    return entry.expires_at is None or at < entry.expires_at
 
 
 def _find_hits(state: IndexState, data: MatchRequest, ignored: list[FieldError]) -> list[_Hit]:
@@ -212,7 +218,7 @@ async def match_read(
         return list(await repository.alerts_of_read(session, data.read_id)), []
     if not hits:
         return [], []
-    entries = await repository.entries_by_id(
+    entries = await repository.current_entries_by_id(
         session,
         [cast(UUID, h.match.entry_id) for h in hits],
     )
@@ -230,10 +236,17 @@ async def match_read(
     tracks = sorted({h.track_id for h in hits if h.track_id is not None})
     for track_id in tracks:  # in one order, so two requests never wait on each other
         await repository.lock_track(session, track_id)
+    alerted: set[UUID] = set()
     for hit in hits:
-        entry = entries.get(cast(UUID, hit.match.entry_id))
-        if entry is None:
-            continue  # the entry's version was replaced between the index and now
+        current = entries.get(cast(UUID, hit.match.entry_id))
+        if current is None:
+            continue  # the list's current version no longer holds the entry (a stale index)
+        entry, list_version = current
+        # A stale index's hit stands for the current version's entry: check that entry's
+        # dates as an up-to-date index would, and alert once when two hits stand for it.
+        if entry.id in alerted or not _in_force(entry, data.captured_at):
+            continue
+        alerted.add(entry.id)
         if hit.track_id is not None:
             existing = await repository.alert_of_track(
                 session, track_id=hit.track_id, entry_id=entry.id
@@ -270,7 +283,7 @@ async def match_read(
             entry_id=entry.id,
             list_id=entry.list_id,
             version_id=entry.version_id,
-            entry=_entry_snapshot(entry, hit.info),
+            entry=_entry_snapshot(entry, hit.info, list_version),
             stale_hotlists=stale is not None,
             stale_reason=stale,
             track_id=hit.track_id,

@@ -518,6 +518,7 @@ async def list_delta(
 
 async def sync(session: AsyncSession, *, agency: str, since: int) -> SyncAnswer:
     """Deltas of the agency's lists changed after generation ``since``."""
+    # The cursor is read before the lists: see record_shift_check.
     config = await repository.get_config(session)
     deltas: list[ListDelta] = []
     for hot_list in await repository.lists_of(session, agency):
@@ -535,6 +536,13 @@ async def record_shift_check(
     session: AsyncSession, *, context: RequestContext, data: ShiftCheckCreate
 ) -> ShiftCheckPublic:
     """Record what a unit or user holds at shift start and answer with what to update."""
+    # The cursor (the generation) is read before the lists; each statement sees what was
+    # committed when it started. A version published in between is then above the cursor,
+    # so ``sync(since=cursor)`` delivers it even though this answer missed it. Read after
+    # the lists, the cursor would cover a version the answer never saw and no sync would
+    # ever deliver it (IACP C.3). Publishers hold the config row lock until commit, so once
+    # a generation is visible every version at or below it has committed.
+    cursor = (await repository.get_config(session)).generation
     lists = {
         hot_list.id: hot_list for hot_list in await repository.lists_of(session, context.agency)
     }
@@ -580,7 +588,6 @@ async def record_shift_check(
     )
     session.add(check)
     await session.flush()
-    config = await repository.get_config(session)
     return ShiftCheckPublic(
         id=check.id,
         agency=check.agency,
@@ -591,7 +598,7 @@ async def record_shift_check(
         current=not stale_lists,
         stale_lists=stale_lists,
         lists=deltas,
-        cursor=config.generation,
+        cursor=cursor,
     )
 
 
