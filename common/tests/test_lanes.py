@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from lpr_common.errors import InvalidInput, NotFound, install_problem_handlers
 from lpr_common.lanes import add_lanes, headers_of, json_body, json_response
+from lpr_common.nul import RefuseNul
 
 
 class Ask(BaseModel):
@@ -56,6 +57,7 @@ async def ask_lane(request: Request) -> Response:
 def build(with_lane: bool) -> FastAPI:
     app = FastAPI()
     install_problem_handlers(app)
+    app.add_middleware(RefuseNul)  # as every service app has it
     app.post("/ask")(ask)
 
     @app.get("/other")
@@ -76,6 +78,7 @@ CASES = [
     ({"plate": 12}, {"x-caller": "officer"}),
     ({"plate": "GONE"}, {"x-caller": "officer"}),
     ({"plate": "ABC123"}, {}),
+    ({"plate": "AB\x00C123"}, {"x-caller": "officer"}),
     (None, {"x-caller": "officer"}),
     (b"{not json", {"x-caller": "officer"}),
     # Valid JSON that does not say so: FastAPI refuses it; so must a lane.
@@ -116,6 +119,11 @@ async def test_a_lane_answers_as_the_route_does(body: object, headers: dict[str,
     assert laned.headers.get("content-type") == routed.headers.get("content-type")
     assert laned.headers.get("x-result-count") == routed.headers.get("x-result-count")
     assert laned.json() == routed.json()
+    if "\x00" in str(body):
+        assert routed.status_code == 422
+        assert routed.json()["errors"] == [
+            {"field": "plate", "reason": "must not contain the NUL character (U+0000)"}
+        ]
 
 
 async def test_an_unexpected_error_is_still_a_500_problem() -> None:

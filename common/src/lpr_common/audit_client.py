@@ -8,6 +8,7 @@ The fields of :class:`AuditEvent` are those CJIS 5.4.1.1.1 and Cal. Civ. Code
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -18,6 +19,10 @@ from pydantic import BaseModel, Field
 
 from lpr_common.context import RequestContext
 from lpr_common.errors import ServiceUnavailable
+
+_JSON_NUL = b"\\u0000"
+# U+0000 as JSON escapes it: ``\u0000`` not preceded by an odd number of backslashes.
+_ESCAPED_NUL = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
 
 Outcome = Literal["allowed", "denied", "success", "failure", "error"]
 
@@ -119,6 +124,10 @@ class AuditClient:
                 b"]}",
             )
         )
+        if _JSON_NUL in content:
+            # audit-svc refuses U+0000 (PostgreSQL cannot store it); the event must still
+            # be recorded, so the character is recorded as U+FFFD.
+            content = _ESCAPED_NUL.sub(rb"\1\\ufffd", content)
         try:
             response = await self._client.post(
                 path, content=content, headers={"content-type": "application/json"}

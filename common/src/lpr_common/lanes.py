@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lpr_common.db import get_session
+from lpr_common.nul import refuse, screen
 
 LaneHandler = Callable[[Request], Awaitable[Response]]
 Model = TypeVar("Model", bound=BaseModel)
@@ -35,15 +36,28 @@ Model = TypeVar("Model", bound=BaseModel)
 class ExpressLanes:
     """ASGI middleware: requests for a lane's ``(method, path)`` go straight to its handler."""
 
-    def __init__(self, app: ASGIApp, lanes: Mapping[tuple[str, str], LaneHandler]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        lanes: Mapping[tuple[str, str], LaneHandler],
+        *,
+        refuse_nul: bool = True,
+    ) -> None:
         self.app = app
         self._lanes = dict(lanes)
+        self._refuse_nul = refuse_nul
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve a lane's request, pass anything else on."""
         if scope["type"] == "http":
             handler = self._lanes.get((scope["method"], scope["path"]))
             if handler is not None:
+                if self._refuse_nul:
+                    # Lanes sit outside the app's middleware: screen as RefuseNul does.
+                    field, receive = await screen(scope, receive)
+                    if field is not None:
+                        await refuse(field, scope, receive, send)
+                        return
                 request = Request(scope, receive)
                 try:
                     response = await handler(request)
@@ -67,9 +81,14 @@ async def _render(request: Request, error: Exception) -> Response:
     raise error
 
 
-def add_lanes(app: FastAPI, lanes: Mapping[tuple[str, str], LaneHandler]) -> None:
-    """Serve ``lanes`` ahead of the app's routing (call before the app starts)."""
-    app.add_middleware(ExpressLanes, lanes=lanes)
+def add_lanes(
+    app: FastAPI, lanes: Mapping[tuple[str, str], LaneHandler], *, refuse_nul: bool = True
+) -> None:
+    """Serve ``lanes`` ahead of the app's routing (call before the app starts).
+
+    ``refuse_nul``: as :func:`~lpr_common.service.create_service_app`'s.
+    """
+    app.add_middleware(ExpressLanes, lanes=lanes, refuse_nul=refuse_nul)
 
 
 async def json_body(request: Request, model: type[Model]) -> Model:

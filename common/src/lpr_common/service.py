@@ -29,6 +29,7 @@ from lpr_common.db import build_engine, build_sessionmaker, check_database
 from lpr_common.errors import PROBLEM_RESPONSES, LprError, install_problem_handlers
 from lpr_common.http import build_client
 from lpr_common.keys import load_ed25519_public, load_or_create_ed25519
+from lpr_common.nul import RefuseNul
 from lpr_common.settings import LprSettings
 from lpr_common.telemetry import instrument_app, instrument_engine, setup_tracing
 
@@ -123,6 +124,7 @@ def create_service_app(
     lifespan_hooks: Sequence[LifespanHook] = (),
     readiness_checks: Sequence[Callable[[FastAPI], Any]] = (),
     openapi_tags: list[dict[str, Any]] | None = None,
+    refuse_nul: bool = True,
 ) -> FastAPI:
     """Build a service app: engine, peers and hooks opened in the lifespan, closed after.
 
@@ -137,6 +139,8 @@ def create_service_app(
         lifespan_hooks: extra async context managers entered after the engine is built.
         readiness_checks: async callables raising :class:`LprError` when not ready.
         openapi_tags: OpenAPI tag descriptions.
+        refuse_nul: answer 422 to a request holding U+0000 in a text field
+            (:mod:`lpr_common.nul`); the gateway screens in its guard instead, audited.
     """
 
     @asynccontextmanager
@@ -194,6 +198,8 @@ def create_service_app(
         openapi_tags=openapi_tags,
     )
     install_problem_handlers(app)
+    if refuse_nul:
+        app.add_middleware(RefuseNul)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> Health:

@@ -129,8 +129,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             result_log,
         ],
         openapi_tags=OPENAPI_TAGS,
+        # The guard refuses U+0000 itself, so that the refusal is audited.
+        refuse_nul=False,
     )
-    add_lanes(app, forwarding_lanes())
+    add_lanes(app, forwarding_lanes(), refuse_nul=False)
     return app
 
 

@@ -19,7 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lpr_common.audit_client import AuditEvent, Outcome
 from lpr_common.db import SessionDep
-from lpr_common.errors import LprError, NotFound, PayloadTooLarge, RateLimited, Unauthenticated
+from lpr_common.errors import (
+    InvalidInput,
+    LprError,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthenticated,
+)
+from lpr_common.nul import NUL, NUL_REASON, nul_field
 from lpr_common.plates import InvalidPlate, normalize_plate
 from lpr_gateway.access import audit, rate_limit
 from lpr_gateway.access.identify import (
@@ -162,13 +170,20 @@ def _plate(payload: dict[str, Any] | None, request: Request) -> str | None:
 def base_event(request: Request, outcome: Outcome) -> AuditEvent:
     """An ``access.decision`` event with what is known of the request so far."""
     client = request.client
+    path, query = request.url.path, dict(request.query_params) or None
+    if NUL in path or NUL in request.url.query:
+        # Recorded as U+FFFD: the log cannot hold U+0000, and this request must be logged.
+        path = path.replace(NUL, "\ufffd")
+        query = {
+            k.replace(NUL, "\ufffd"): v.replace(NUL, "\ufffd") for k, v in (query or {}).items()
+        }
     return AuditEvent(
         component=audit.COMPONENT,
         event_type="access.decision",
         outcome=outcome,
         method=request.method,
-        path=request.url.path,
-        query=dict(request.query_params) or None,
+        path=path,
+        query=query,
         request_id=str(request.state.request_id),
         client_address=client.host if client else None,
     )
@@ -285,6 +300,16 @@ async def check(
     except (PayloadTooLarge, Unauthenticated) as error:
         raise await _deny(app, event, error, rule=error.slug, durable=durable)
     _describe(event, principal)
+    nul = nul_field(
+        request.url.path,
+        request.scope.get("query_string", b""),
+        request.headers.get("content-type"),
+        body,
+    )
+    if nul is not None:
+        raise await _deny(
+            app, event, InvalidInput.field(nul, NUL_REASON), rule="nul-character", durable=durable
+        )
     if principal.kind is SubjectKind.PARTNER:
         try:
             await limiter_of(app, settings).check(app.state.engine, principal.id, principal.agency)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from lpr_common.errors import Conflict, FieldError, InvalidInput, NotFound, Unauthenticated
+from lpr_common.nul import NUL
 from lpr_gateway.errors import AccountLocked
 from lpr_gateway.governance.models import MouRecord
 from lpr_gateway.identity.models import (
@@ -152,6 +153,10 @@ async def check_password_login(
         AccountLocked: the account is locked (now or by this failure).
         Unauthenticated: wrong username or password, or a disabled account.
     """
+    if NUL in username:
+        # No account can have that name (PostgreSQL cannot store U+0000): an unknown user.
+        await verify_password(None, password)
+        raise Unauthenticated("invalid username or password")
     # Locked until the caller commits: failures sent in parallel are counted one after
     # another, so a guesser cannot escape the lockout by sending its guesses at once.
     user = (
@@ -199,6 +204,9 @@ async def check_client_login(
     *, session: AsyncSession, client_id: str, client_secret: str
 ) -> PartnerClient:
     """Verify a partner's client credentials."""
+    if NUL in client_id:
+        await verify_password(None, client_secret)
+        raise Unauthenticated("invalid client credentials")
     client = (
         await session.scalars(
             select(PartnerClient).where(col(PartnerClient.client_id) == client_id)
