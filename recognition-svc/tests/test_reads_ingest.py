@@ -152,6 +152,7 @@ def _truncated_png() -> bytes:
 
 
 NOW = datetime.now(UTC)
+YEAR_0_IN_UTC = "0001-01-01T00:00:00+14:00"
 BAD_INPUTS: list[tuple[str, dict[str, Any] | str, bytes | None, str, int, str]] = [
     ("corrupt JPEG", metadata(), _corrupt_jpeg(), "image/jpeg", 422, "image"),
     ("truncated JPEG", metadata(), _truncated_jpeg(), "image/jpeg", 422, "image"),
@@ -238,6 +239,23 @@ BAD_INPUTS: list[tuple[str, dict[str, Any] | str, bytes | None, str, int, str]] 
         "metadata.edge_plate.text",
     ),
     ("unknown field", metadata(color="red"), jpeg_bytes(), "image/jpeg", 422, "metadata.color"),
+    *[
+        (name, metadata(**{field: value}), jpeg_bytes(), "image/jpeg", 422, f"metadata.{field}")
+        for name, field, value in [
+            ("NUL in read id", "camera_read_id", "r\x00x"),
+            ("NUL in unit", "unit_id", "unit\x007"),
+            ("unit over 64 characters", "unit_id", "u" * 65),
+            ("time before year 1 in UTC", "captured_at", YEAR_0_IN_UTC),
+        ]
+    ],
+    (
+        "NUL in edge state",
+        metadata(edge_plate={"text": "ABC123", "state": "C\x00A"}),
+        jpeg_bytes(),
+        "image/jpeg",
+        422,
+        "metadata.edge_plate.state",
+    ),
 ]
 
 
@@ -356,8 +374,33 @@ async def test_edge_reads_come_in_batches_already_recognized(
             "reads.1.captured_at",
         ),
         ([metadata(edge_plate={"text": "ABC123"}) for _ in range(4)], 413, "reads"),
+        *[
+            (
+                [
+                    metadata(edge_plate={"text": "ABC123"}),
+                    metadata(edge_plate={"text": "ABC124"}, **{field: value}),
+                ],
+                422,
+                f"reads.1.{field}",
+            )
+            for field, value in [
+                ("camera_read_id", "r\x00x"),
+                ("unit_id", "unit\x007"),
+                ("unit_id", "u" * 65),
+                ("captured_at", YEAR_0_IN_UTC),
+            ]
+        ],
     ],
-    ids=["bad coordinate", "no plate", "future time", "over the batch limit"],
+    ids=[
+        "bad coordinate",
+        "no plate",
+        "future time",
+        "over the batch limit",
+        "NUL in read id",
+        "NUL in unit",
+        "unit over 64 characters",
+        "time before year 1 in UTC",
+    ],
 )
 async def test_a_bad_batch_stores_nothing(
     session: AsyncSession,

@@ -449,13 +449,36 @@ async def _hold_count(platform: Platform) -> int:
             },
             "time_range.end",
         ),
+        ({"case_number": "PD-2026-000200\x00", "reason": "evidence for the case"}, "case_number"),
+        ({"case_number": "PD-2026-000200", "reason": "evidence for\x00 the case"}, "reason"),
+        *[
+            (
+                {
+                    "case_number": "PD-2026-000200",
+                    "reason": "evidence for the case file",
+                    "plate": "ABC123",
+                    "time_range": time_range,
+                },
+                field,
+            )
+            for time_range, field in [
+                (
+                    {"start": "0001-01-01T00:00:00+14:00", "end": "2026-01-01T00:00:00Z"},
+                    "time_range.start",
+                ),
+                (
+                    {"start": "2026-01-01T00:00:00Z", "end": "9999-12-31T23:00:00-14:00"},
+                    "time_range.end",
+                ),
+            ]
+        ],
     ],
 )
 async def test_a_hold_needs_a_case_number_a_reason_and_its_reads(
     platform: Platform, body: dict[str, Any], field: str
 ) -> None:
     read_id = await platform.post_read(datetime.now(UTC), _image(5))
-    if field not in {"read_ids", "time_range.end"}:
+    if field != "read_ids" and "plate" not in body:
         body = {**body, "read_ids": [read_id]}
     before = await _hold_count(platform)
     response = await platform.call(
@@ -464,6 +487,16 @@ async def test_a_hold_needs_a_case_number_a_reason_and_its_reads(
     assert response.status_code == 422, response.text
     assert field in {e["field"] for e in response.json()["errors"]}
     assert await _hold_count(platform) == before
+
+
+async def test_holds_listed_by_a_case_number_with_nul_are_refused_naming_it(
+    platform: Platform,
+) -> None:
+    response = await platform.call(
+        platform.recognition, "GET", "/v1/legal-holds?case_number=PD%00", "records"
+    )
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["case_number"]
 
 
 async def test_a_hold_on_an_unknown_read_is_refused_naming_it(platform: Platform) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from lpr_recognition.reads import repository as reads_repository
 from lpr_recognition.reads.models import Plate, Read
 from lpr_recognition.reads.partitions import capture_day, ensure_partitions
 from lpr_recognition.search.repository import canonical_sql
+from lpr_recognition.search.service import encode_cursor
 from lpr_recognition.testing import AGENCY, Camera, jpeg_bytes, metadata
 
 PARTNER_AGENCY = "NV0020000"
@@ -295,6 +296,18 @@ async def test_other_agencies_reads_are_not_searched_by_an_officer(
     assert partner.headers["X-LPR-Owner-Agency"] == AGENCY
 
 
+EAST, WEST = "+14:00", "-14:00"
+"""The farthest UTC offsets: a time near year 1 or 9999 converts past it in UTC."""
+YEAR_0_IN_UTC = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))
+
+
+def forged_cursor(captured_at: datetime, plate_index: int) -> str:
+    """A cursor in the search's own encoding, with values no search returns."""
+    return encode_cursor(
+        {"captured_at": captured_at, "read_id": uuid.uuid4(), "plate_index": plate_index}
+    )
+
+
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
@@ -333,6 +346,24 @@ async def test_other_agencies_reads_are_not_searched_by_an_officer(
         ({"plate": "ABC123", "state": "XX"}, "state"),
         ({"plate": "ABC123", "cursor": "not-a-cursor"}, "cursor"),
         ({"plate": "ABC123", "limit": 5000}, "limit"),
+        ({"plate": "ABC123", "cameras": ["cam\x00x"]}, "cameras.0"),
+        ({"plate": "ABC123", "deployments": ["dep\x00x"]}, "deployments.0"),
+        (
+            {"plate": "ABC123", "time_range": {"start": f"0001-01-01T00:00:00{EAST}"}},
+            "time_range.start",
+        ),
+        (
+            {
+                "plate": "ABC123",
+                "time_range": {
+                    "start": "9999-12-01T00:00:00Z",
+                    "end": f"9999-12-31T23:59:59{WEST}",
+                },
+            },
+            "time_range.end",
+        ),
+        ({"plate": "ABC123", "cursor": forged_cursor(datetime.now(UTC), 10**30)}, "cursor"),
+        ({"plate": "ABC123", "cursor": forged_cursor(YEAR_0_IN_UTC, 0)}, "cursor"),
     ],
     ids=[
         "unbounded-time-range",
@@ -352,6 +383,12 @@ async def test_other_agencies_reads_are_not_searched_by_an_officer(
         "unknown-state",
         "forged-cursor",
         "page-too-large",
+        "nul-in-camera",
+        "nul-in-deployment",
+        "start-before-year-1-in-utc",
+        "end-after-year-9999-in-utc",
+        "cursor-index-over-int4",
+        "cursor-before-year-1-in-utc",
     ],
 )
 async def test_bad_input_is_refused_naming_the_field(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Final
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from lpr_common.plates import InvalidPlate, InvalidState, normalize_plate, normalize_state
+from lpr_common.values import Text, storable_datetime
 from lpr_recognition.reads.models import ReadStatus
 
 
@@ -17,9 +18,9 @@ class EdgePlate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=32, description="Plate as the camera read it")
+    text: Text = Field(min_length=1, max_length=32, description="Plate as the camera read it")
     confidence: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
-    state: str | None = Field(default=None, description="Issuing state or province code")
+    state: Text | None = Field(default=None, description="Issuing state or province code")
 
     @field_validator("text")
     @classmethod
@@ -40,17 +41,27 @@ class EdgePlate(BaseModel):
             raise ValueError(str(exc)) from None
 
 
+MAX_UNIT_ID_LENGTH: Final = 64
+"""What hot-list matching keeps of a read's unit (``alerts.unit_id`` is ``varchar(64)``)."""
+
+
 class ReadMetadata(BaseModel):
-    """The JSON ``metadata`` part of a read."""
+    """The JSON ``metadata`` part of a read.
+
+    A posted read's metadata arrives inside a multipart body, which the service's NUL
+    screen does not read: its strings are :data:`~lpr_common.values.Text`.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    camera_read_id: str = Field(
+    camera_read_id: Text = Field(
         min_length=1,
         max_length=128,
         description="The camera's own id of this read; idempotency key",
     )
-    captured_at: AwareDatetime = Field(description="Capture time with its UTC offset")
+    captured_at: Annotated[AwareDatetime, AfterValidator(storable_datetime)] = Field(
+        description="Capture time with its UTC offset"
+    )
     latitude: float = Field(ge=-90, le=90, allow_inf_nan=False)
     longitude: float = Field(ge=-180, le=180, allow_inf_nan=False)
     heading: float | None = Field(
@@ -58,7 +69,9 @@ class ReadMetadata(BaseModel):
     )
     speed: float | None = Field(default=None, ge=0, allow_inf_nan=False, description="km/h")
     lane: int | None = Field(default=None, ge=0, le=64)
-    unit_id: str | None = Field(default=None, max_length=128, description="Mobile unit, if any")
+    unit_id: Text | None = Field(
+        default=None, max_length=MAX_UNIT_ID_LENGTH, description="Mobile unit, if any"
+    )
     edge_plate: EdgePlate | None = None
 
     def canonical(self) -> dict[str, Any]:

@@ -8,12 +8,21 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from lpr_common.values import StorableDatetime
+
 
 class TimeRange(BaseModel):
     """A half-open time range ``[start, end)``."""
 
     start: datetime | None = None
     end: datetime | None = None
+
+
+class TimeRangeCreate(TimeRange):
+    """The time range of a new hold: one PostgreSQL and date arithmetic can hold."""
+
+    start: StorableDatetime | None = None
+    end: StorableDatetime | None = None
 
 
 class LegalHoldCreate(BaseModel):
@@ -27,7 +36,7 @@ class LegalHoldCreate(BaseModel):
     reason: str | None = Field(default=None, max_length=2000)
     read_ids: list[UUID] | None = Field(default=None, max_length=10_000)
     plate: str | None = Field(default=None, max_length=32)
-    time_range: TimeRange | None = None
+    time_range: TimeRangeCreate | None = None
     purpose: str | None = Field(default=None, description="the purpose the gateway checked")
 
 

@@ -9,6 +9,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lpr_common.values import StorableDatetime
+
 FOUO: Final = "FOUO"
 """For Official Use Only: the marking of every answer carrying LPR data."""
 
@@ -26,8 +28,8 @@ class TimeRange(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    start: datetime | None = Field(default=None, description="ISO 8601 with a UTC offset")
-    end: datetime | None = Field(default=None, description="ISO 8601 with a UTC offset")
+    start: StorableDatetime | None = Field(default=None, description="ISO 8601 with a UTC offset")
+    end: StorableDatetime | None = Field(default=None, description="ISO 8601 with a UTC offset")
 
 
 class Coordinates(BaseModel):

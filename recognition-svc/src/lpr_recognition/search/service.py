@@ -37,6 +37,7 @@ from lpr_common.plates import (
     normalize_state,
     parse_pattern,
 )
+from lpr_common.values import storable_datetime
 from lpr_policy import DEFAULT_CASE_NUMBER_PATTERN, is_vague
 from lpr_recognition.search import repository
 from lpr_recognition.search.repository import (
@@ -62,6 +63,7 @@ MAX_RADIUS_M: Final = 50_000.0
 
 _CASE_NUMBER: Final = re.compile(DEFAULT_CASE_NUMBER_PATTERN)
 _METRES_PER_DEGREE: Final = 111_320.0
+_MAX_INT4: Final = 2**31 - 1
 
 
 def _refuse(errors: list[FieldError]) -> InvalidInput:
@@ -247,8 +249,12 @@ def decode_cursor(text: str) -> Cursor:
         parsed = datetime.fromisoformat(captured_at)
         if parsed.tzinfo is None:
             raise ValueError("naive")
-        return Cursor(parsed, UUID(read_id), int(plate_index))
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        # The values reach the query: out of PostgreSQL's range they would fail there (500).
+        index = int(plate_index)
+        if not 0 <= index <= _MAX_INT4:
+            raise ValueError("plate_index out of range")
+        return Cursor(storable_datetime(parsed), UUID(read_id), index)
+    except (ValueError, TypeError, OverflowError, binascii.Error, json.JSONDecodeError):
         raise InvalidInput.field("cursor", "not a cursor returned by this search") from None
 
 
