@@ -70,17 +70,76 @@ async def test_internal_append_refuses_a_user_context(
     assert response.status_code == 401
 
 
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        # PostgreSQL cannot store U+0000: refused with the field before it is parsed.
+        ({"reason": "bad\u0000byte"}, "events.1.reason"),
+        # Its canonical JSON would not hold the number exactly: refused by index.
+        ({"result_count": 2**53 + 1}, "events[1]"),
+    ],
+    ids=["nul", "inexact-integer"],
+)
 async def test_an_event_that_cannot_be_hashed_exactly_is_refused_by_index(
-    client: httpx.AsyncClient, service_headers: ServiceHeaders
+    client: httpx.AsyncClient, service_headers: ServiceHeaders, bad: dict[str, Any], field: str
+) -> None:
+    path = "/internal/v1/events"
+    response = await client.post(
+        path, json={"events": [event(), event(**bad)]}, headers=service_headers("POST", path)
+    )
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+@pytest.mark.parametrize(
+    "occurred_at",
+    ["0001-01-01T00:00:00+14:00", "9999-12-31T23:00:00-05:00"],
+    ids=["before-year-1-in-utc", "after-year-9999-in-utc"],
+)
+async def test_an_event_whose_time_cannot_be_stored_is_refused_naming_it(
+    client: httpx.AsyncClient, service_headers: ServiceHeaders, occurred_at: str
 ) -> None:
     path = "/internal/v1/events"
     response = await client.post(
         path,
-        json={"events": [event(), event(reason="bad\u0000byte")]},
+        json={"events": [event(), event(occurred_at=occurred_at)]},
         headers=service_headers("POST", path),
     )
-    assert response.status_code == 422
-    assert response.json()["errors"][0]["field"] == "events[1]"
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["events.1.occurred_at"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/v1/audit/events", {"user": "officer\x00"}, "user"),
+        ("/v1/audit/events", {"case_number": "PD\x00"}, "case_number"),
+        ("/v1/audit/events", {"after_seq": 2**63}, "after_seq"),
+        ("/v1/audit/events", {"from": "0001-01-01T00:00:00+14:00"}, "from"),
+        ("/v1/audit/events", {"to": "9999-12-31T23:59:59-14:00"}, "to"),
+        ("/v1/audit/exports", {"to_seq": 2**63 - 1}, "to_seq"),
+        ("/v1/audit/verification", {"from_seq": 2**63}, "from_seq"),
+    ],
+    ids=[
+        "nul-user",
+        "nul-case-number",
+        "after-seq-over-bigint",
+        "from-before-year-1-in-utc",
+        "to-after-year-9999-in-utc",
+        "export-to-seq-past-exact-json",
+        "verify-from-seq-over-bigint",
+    ],
+)
+async def test_auditor_queries_name_the_bad_parameter(
+    client: httpx.AsyncClient,
+    context_headers: Callable[..., dict[str, str]],
+    path: str,
+    params: dict[str, Any],
+    field: str,
+) -> None:
+    response = await client.get(path, params=params, headers=context_headers("GET", path))
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == [field]
 
 
 async def test_auditor_queries_by_user_plate_and_outcome_with_pagination(

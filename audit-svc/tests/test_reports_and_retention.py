@@ -197,6 +197,63 @@ async def test_transparency_report_counts_without_plates(
     assert "7SECRET1" not in html.text
 
 
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/v1/audit/misuse", {"from": "0001-01-01T00:00:00+14:00"}, "from"),
+        ("/v1/reports/transparency", {"from": "0001-01-01T00:00:00+14:00"}, "from"),
+        ("/v1/reports/transparency", {"to": "9999-12-31T23:59:59-14:00"}, "to"),
+        ("/v1/dissemination", {"recipient_agency": "NV\x00"}, "recipient_agency"),
+        ("/v1/dissemination", {"after_seq": 2**63}, "after_seq"),
+    ],
+    ids=[
+        "misuse-from-before-year-1",
+        "report-from-before-year-1",
+        "report-to-after-year-9999",
+        "nul-recipient",
+        "dissemination-after-seq-over-bigint",
+    ],
+)
+async def test_report_and_log_queries_name_the_bad_parameter(
+    client: httpx.AsyncClient,
+    context_headers: ContextHeaders,
+    path: str,
+    params: dict[str, Any],
+    field: str,
+) -> None:
+    headers = context_headers("GET", path, roles=("auditor", "administrator"))
+    response = await client.get(path, params=params, headers=headers)
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+@pytest.mark.parametrize("path", ["/v1/audit/misuse", "/v1/reports/transparency"])
+@pytest.mark.parametrize(
+    ("params", "period"),
+    [
+        # Without an offset a time is UTC, also beside one that has an offset.
+        (
+            {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00"},
+            ("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"),
+        ),
+        # The default period stops at the earliest time the log can hold.
+        ({"to": "0001-01-03T00:00:00Z"}, ("0001-01-02T00:00:00Z", "0001-01-03T00:00:00Z")),
+    ],
+    ids=["naive-to-is-utc", "default-period-near-year-1"],
+)
+async def test_report_periods_at_the_edges(
+    client: httpx.AsyncClient,
+    context_headers: ContextHeaders,
+    path: str,
+    params: dict[str, str],
+    period: tuple[str, str],
+) -> None:
+    headers = context_headers("GET", path, roles=("auditor",))
+    response = await client.get(path, params=params, headers=headers)
+    assert response.status_code == 200, response.text
+    assert (response.json()["period_start"], response.json()["period_end"]) == period
+
+
 async def test_retention_settings_defaults_change_and_refusal(
     client: httpx.AsyncClient,
     service_headers: ServiceHeaders,
@@ -247,6 +304,29 @@ async def test_retention_settings_defaults_change_and_refusal(
         headers=context_headers("GET", events),
     )
     assert audited.json()["items"][0]["fields"]["details"]["periods"] == {"non_hit_reads": 3}
+
+
+@pytest.mark.parametrize(
+    "minutes",
+    [36_525 * 24 * 60 + 1, 10**12, 2**62, 2**63],
+    ids=["100-years-and-a-minute", "1.9-million-years", "2^62", "over-bigint"],
+)
+async def test_retention_period_past_a_century_is_refused_naming_the_class(
+    client: httpx.AsyncClient, context_headers: ContextHeaders, minutes: int
+) -> None:
+    # ``now - timedelta(minutes=10**12)`` would stop recognition's every purge.
+    path = "/v1/retention/settings"
+    headers = context_headers("PUT", path, roles=("administrator",))
+    response = await client.put(
+        path,
+        json={"periods": {"non_hit_reads": minutes}, "reason": "review of limits"},
+        headers=headers,
+    )
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["periods.non_hit_reads"]
+    unchanged = await client.get(path, headers=context_headers("GET", path, roles=("auditor",)))
+    by_class = {s["retention_class"]: s for s in unchanged.json()["settings"]}
+    assert by_class["non_hit_reads"]["period_minutes"] == 30 * 24 * 60
 
 
 async def test_retention_receipt_lands_in_the_chain_with_its_hash(
@@ -326,6 +406,67 @@ async def test_dissemination_log_query_and_export_for_administrators(
     report = verify_bundle(bundle.content)
     assert report.ok, report.to_json()
     assert report.checked == 2
+
+
+def dissemination(**overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "recipient_agency": "NV0000001",
+        "data_class": "reads",
+        "record_count": 1,
+        "released_by": "officer-7",
+        "released_by_agency": "CA0010000",
+    }
+    values.update(overrides)
+    return {"records": [values]}
+
+
+def receipt(**overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "retention_class": "images",
+        "range_start": "2026-11-01T00:00:00Z",
+        "range_end": "2026-11-02T00:00:00Z",
+        "deleted_count": 0,
+        "preserved_count": 0,
+        "deleted_ids_sha256": deleted_ids_digest([]),
+    }
+    values.update(overrides)
+    return {"receipts": [values]}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("disseminations", dissemination(record_count=2**31), "records.0.record_count"),
+        (
+            "disseminations",
+            dissemination(occurred_at="9999-12-31T23:00:00-05:00"),
+            "records.0.occurred_at",
+        ),
+        (
+            "retention-receipts",
+            receipt(range_start="0001-01-01T00:00:00+01:00"),
+            "receipts.0.range_start",
+        ),
+        ("retention-receipts", receipt(deleted_count=2**63), "receipts.0.deleted_count"),
+    ],
+    ids=[
+        "record-count-over-integer",
+        "record-after-year-9999",
+        "receipt-before-year-1",
+        "receipt-count-over-bigint",
+    ],
+)
+async def test_internal_appends_name_the_bad_field(
+    client: httpx.AsyncClient,
+    service_headers: ServiceHeaders,
+    path: str,
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    path = f"/internal/v1/{path}"
+    response = await client.post(path, json=body, headers=service_headers("POST", path))
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == [field]
 
 
 def test_shift_hours_are_read_on_the_agencys_clock() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
@@ -21,6 +21,7 @@ from lpr_audit.access_log.schemas import (
 from lpr_audit.deps import AUDITORS, LedgerDep, SettingsDep, record_access
 from lpr_audit.ledger import repository
 from lpr_audit.ledger.chains import ACCESS, CHAINS
+from lpr_audit.parameters import SEQ_LIMIT, QueryTime, reporting_period
 from lpr_common.context import ContextDep, InternalContextDep, require_roles
 from lpr_common.db import SessionDep
 from lpr_common.errors import InvalidInput, NotFound
@@ -58,8 +59,8 @@ async def query_events(
     session: SessionDep,
     ledger: LedgerDep,
     response: Response,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[QueryTime | None, Query(alias="from")] = None,
+    end: Annotated[QueryTime | None, Query(alias="to")] = None,
     user: str | None = None,
     agency: str | None = None,
     purpose: str | None = None,
@@ -68,7 +69,7 @@ async def query_events(
     event_type: str | None = None,
     outcome: str | None = None,
     resource: str | None = None,
-    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    after_seq: Annotated[int | None, Query(ge=0, le=SEQ_LIMIT)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EntryPage:
     """Query the access log by time, user, agency, purpose, case, plate, type and outcome."""
@@ -112,10 +113,10 @@ async def export_events(
     session: SessionDep,
     ledger: LedgerDep,
     format: Literal["jsonl", "csv"] = "jsonl",
-    from_seq: Annotated[int | None, Query(ge=1)] = None,
-    to_seq: Annotated[int | None, Query(ge=1)] = None,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    from_seq: Annotated[int | None, Query(ge=1, le=SEQ_LIMIT)] = None,
+    to_seq: Annotated[int | None, Query(ge=1, le=SEQ_LIMIT)] = None,
+    start: Annotated[QueryTime | None, Query(alias="from")] = None,
+    end: Annotated[QueryTime | None, Query(alias="to")] = None,
 ) -> Response:
     """Export a range of the access log as a bundle that verifies offline."""
     require_roles(context, AUDITORS, "the access log")
@@ -166,8 +167,8 @@ async def verify_log(
     session: SessionDep,
     ledger: LedgerDep,
     chain: Literal["access", "dissemination"] = "access",
-    from_seq: Annotated[int | None, Query(ge=1)] = None,
-    to_seq: Annotated[int | None, Query(ge=1)] = None,
+    from_seq: Annotated[int | None, Query(ge=1, le=SEQ_LIMIT)] = None,
+    to_seq: Annotated[int | None, Query(ge=1, le=SEQ_LIMIT)] = None,
 ) -> dict[str, object]:
     """Verify a chain (or a range) and its checkpoint signatures as stored now."""
     require_roles(context, AUDITORS, "chain verification")
@@ -191,15 +192,12 @@ async def misuse_report(
     session: SessionDep,
     ledger: LedgerDep,
     settings: SettingsDep,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[QueryTime | None, Query(alias="from")] = None,
+    end: Annotated[QueryTime | None, Query(alias="to")] = None,
 ) -> MisuseReport:
     """Flag users whose searches are unusual; each flag states the rule it breaks."""
     require_roles(context, AUDITORS, "the misuse report")
-    period_end = end or datetime.now(UTC)
-    period_start = start or period_end - timedelta(days=30)
-    if period_end <= period_start:
-        raise InvalidInput.field("to", "must be after from")
+    period_start, period_end = reporting_period(start, end, default=timedelta(days=30))
     rows = await queries.decisions(session, period_start, period_end)
     report = misuse.evaluate(rows, settings, period_start, period_end)
     await record_access(

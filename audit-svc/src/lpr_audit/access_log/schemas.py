@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from lpr_audit.chain import Checkpoint
 from lpr_common.audit_client import AuditEvent, DisseminationRecord
+from lpr_common.values import Int4, StorableDatetime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class IncomingEvent(AuditEvent):
+    """An event as the access log takes it: its time fits the ``timestamptz`` column."""
+
+    occurred_at: StorableDatetime = Field(default_factory=_now)
+
+
+class IncomingDissemination(DisseminationRecord):
+    """A record as the dissemination log takes it: its time and count fit their columns."""
+
+    occurred_at: StorableDatetime = Field(default_factory=_now)
+    record_count: Int4
 
 
 class EventBatch(BaseModel):
     """Events to append to the access log, in order."""
 
-    events: list[AuditEvent] = Field(min_length=1)
+    events: list[IncomingEvent] = Field(min_length=1)
 
 
 class DisseminationBatch(BaseModel):
     """Records to append to the dissemination log, in order."""
 
-    records: list[DisseminationRecord] = Field(min_length=1)
+    records: list[IncomingDissemination] = Field(min_length=1)
 
 
 class AppendAnswer(BaseModel):

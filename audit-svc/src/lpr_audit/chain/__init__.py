@@ -15,6 +15,7 @@ from lpr_audit.chain.bundle import (
     verify_bundle,
 )
 from lpr_audit.chain.canonical import (
+    EXACT_INTEGER_LIMIT,
     CanonicalEncodingError,
     JsonValue,
     canonical_json,
@@ -54,6 +55,7 @@ from lpr_audit.chain.verify import (
 
 __all__ = [
     "BUNDLE_FORMAT_VERSION",
+    "EXACT_INTEGER_LIMIT",
     "GENESIS_HASH",
     "GENESIS_HEAD",
     "Bundle",

@@ -58,7 +58,8 @@ JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, 
 # \b \t \n \f \r, lowercase \u00XX for other controls, everything else literal).
 _encode_string = json.encoder.encode_basestring
 
-_EXACT_INTEGER_LIMIT = 2**53
+# Every integer up to this magnitude is exactly a double (a JCS number), and is written as is.
+EXACT_INTEGER_LIMIT = 2**53
 
 
 class CanonicalEncodingError(ValueError):
@@ -177,7 +178,7 @@ def _encode_object(value: Mapping[Any, Any]) -> str:
 
 
 def _format_integer(number: int) -> str:
-    if -_EXACT_INTEGER_LIMIT <= number <= _EXACT_INTEGER_LIMIT:
+    if -EXACT_INTEGER_LIMIT <= number <= EXACT_INTEGER_LIMIT:
         return int.__repr__(number)
     try:
         text = _format_double(float(number))
@@ -200,7 +201,7 @@ def _format_double(number: float) -> str:
     """Write a finite double as ECMAScript ``Number.prototype.toString`` does."""
     if number == 0.0:
         return "0"
-    if number.is_integer() and abs(number) < _EXACT_INTEGER_LIMIT:
+    if number.is_integer() and abs(number) < EXACT_INTEGER_LIMIT:
         return int.__repr__(int(number))
     # repr() gives the shortest round-tripping digits, as ECMAScript requires; only the
     # placement of the decimal point and the exponent spelling differ.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
@@ -16,6 +15,7 @@ from lpr_audit.access_log.schemas import (
 )
 from lpr_audit.deps import LOG_READERS, LedgerDep, SettingsDep
 from lpr_audit.ledger.chains import DISSEMINATION
+from lpr_audit.parameters import SEQ_LIMIT, QueryTime
 from lpr_common.context import ContextDep, InternalContextDep, require_roles
 from lpr_common.db import SessionDep
 from lpr_common.errors import InvalidInput
@@ -43,15 +43,15 @@ async def query_disseminations(
     session: SessionDep,
     ledger: LedgerDep,
     response: Response,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[QueryTime | None, Query(alias="from")] = None,
+    end: Annotated[QueryTime | None, Query(alias="to")] = None,
     recipient_agency: str | None = None,
     released_by: str | None = None,
     mou_id: str | None = None,
     purpose: str | None = None,
     case_number: str | None = None,
     data_class: str | None = None,
-    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    after_seq: Annotated[int | None, Query(ge=0, le=SEQ_LIMIT)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EntryPage:
     """Query the dissemination log by time, recipient, releaser, MOU, purpose and case."""
@@ -89,10 +89,10 @@ async def export_disseminations(
     session: SessionDep,
     ledger: LedgerDep,
     format: Literal["jsonl", "csv"] = "jsonl",
-    from_seq: Annotated[int | None, Query(ge=1)] = None,
-    to_seq: Annotated[int | None, Query(ge=1)] = None,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    from_seq: Annotated[int | None, Query(ge=1, le=SEQ_LIMIT)] = None,
+    to_seq: Annotated[int | None, Query(ge=1, le=SEQ_LIMIT)] = None,
+    start: Annotated[QueryTime | None, Query(alias="from")] = None,
+    end: Annotated[QueryTime | None, Query(alias="to")] = None,
 ) -> Response:
     """Export a range of the dissemination log as a bundle that verifies offline."""
     require_roles(context, LOG_READERS, "the dissemination log")

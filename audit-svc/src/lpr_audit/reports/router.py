@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from lpr_audit.deps import REPORT_READERS, LedgerDep, SettingsDep, record_access
+from lpr_audit.parameters import QueryTime, reporting_period
 from lpr_audit.reports.html import render
 from lpr_audit.reports.transparency import TransparencyReport, build_report
 from lpr_common.context import ContextDep, require_roles
 from lpr_common.db import SessionDep
-from lpr_common.errors import InvalidInput
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
@@ -28,16 +28,13 @@ async def transparency_report(
     session: SessionDep,
     ledger: LedgerDep,
     settings: SettingsDep,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[QueryTime | None, Query(alias="from")] = None,
+    end: Annotated[QueryTime | None, Query(alias="to")] = None,
     format: Literal["json", "html"] = "json",
 ) -> JSONResponse | HTMLResponse:
     """Report aggregate counts for a period (no plates), as JSON or an HTML page."""
     require_roles(context, REPORT_READERS, "the transparency report")
-    period_end = end or datetime.now(UTC)
-    period_start = start or period_end - timedelta(days=365)
-    if period_end <= period_start:
-        raise InvalidInput.field("to", "must be after from")
+    period_start, period_end = reporting_period(start, end, default=timedelta(days=365))
     report = await build_report(session, period_start, period_end)
     await record_access(
         ledger,

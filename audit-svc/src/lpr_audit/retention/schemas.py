@@ -8,6 +8,9 @@ from typing import Any, Final
 
 from pydantic import BaseModel, Field
 
+from lpr_audit.chain import EXACT_INTEGER_LIMIT
+from lpr_common.values import StorableDatetime
+
 MINUTES_PER_DAY: Final = 24 * 60
 
 
@@ -43,6 +46,11 @@ MINIMUM_MINUTES: Final[dict[RetentionClass, int]] = {
     RetentionClass.AUDIT_RECORDS: 365 * MINUTES_PER_DAY,
 }
 
+# No class needs more than a century (of 365.25 days). Recognition's purge subtracts the
+# period from now: a period of millions of years would run past year 1 and stop every purge.
+MAXIMUM_YEARS: Final = 100
+MAXIMUM_MINUTES: Final = 36_525 * MINUTES_PER_DAY
+
 # Only a legal hold may be kept with no period at all.
 OPEN_ENDED: Final = frozenset({RetentionClass.PRESERVED_READS})
 
@@ -63,6 +71,7 @@ class RetentionSettingPublic(BaseModel):
     period_days: float | None
     default_minutes: int | None
     minimum_minutes: int
+    maximum_minutes: int
     description: str
     changed_by: str | None
     changed_at: datetime | None
@@ -90,13 +99,15 @@ class RetentionReceipt(BaseModel):
     """
 
     retention_class: RetentionClass
-    range_start: datetime
-    range_end: datetime
-    deleted_count: int = Field(ge=0)
-    preserved_count: int = Field(ge=0)
+    range_start: StorableDatetime
+    range_end: StorableDatetime
+    deleted_count: int = Field(ge=0, le=EXACT_INTEGER_LIMIT)
+    preserved_count: int = Field(ge=0, le=EXACT_INTEGER_LIMIT)
     deleted_ids_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    purged_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    period_minutes: int | None = Field(default=None, description="the period applied")
+    purged_at: StorableDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    period_minutes: int | None = Field(
+        default=None, le=EXACT_INTEGER_LIMIT, description="the period applied"
+    )
     details: dict[str, Any] | None = None
 
 

@@ -14,6 +14,8 @@ from lpr_audit.ledger.writer import AppendResult
 from lpr_audit.retention.schemas import (
     DEFAULT_MINUTES,
     DESCRIPTIONS,
+    MAXIMUM_MINUTES,
+    MAXIMUM_YEARS,
     MINIMUM_MINUTES,
     MINUTES_PER_DAY,
     OPEN_ENDED,
@@ -53,6 +55,7 @@ async def current_settings(session: AsyncSession) -> RetentionSettingsPublic:
                 period_days=None if minutes is None else round(minutes / MINUTES_PER_DAY, 4),
                 default_minutes=DEFAULT_MINUTES[retention_class],
                 minimum_minutes=MINIMUM_MINUTES[retention_class],
+                maximum_minutes=MAXIMUM_MINUTES,
                 description=DESCRIPTIONS[retention_class],
                 changed_by=None if row is None else row[2],
                 changed_at=None if row is None else row[3],
@@ -79,6 +82,13 @@ def validate_periods(periods: dict[RetentionClass, int | None]) -> None:
                 FieldError(
                     field=where,
                     reason=f"at least {MINIMUM_MINUTES[retention_class]} minutes",
+                )
+            )
+        elif minutes > MAXIMUM_MINUTES:
+            errors.append(
+                FieldError(
+                    field=where,
+                    reason=f"at most {MAXIMUM_MINUTES} minutes ({MAXIMUM_YEARS} years)",
                 )
             )
     if errors:
