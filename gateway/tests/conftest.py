@@ -355,6 +355,12 @@ def problem(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
+def refused_fields(response: httpx.Response, status: int = 422) -> set[str]:
+    """The fields a refusal names, once it is checked to be a ``status`` problem."""
+    assert response.status_code == status, response.text
+    return {error["field"] for error in problem(response).get("errors") or []}
+
+
 def user_id_of(event: dict[str, Any]) -> UUID:
     """The subject id of an event as a UUID."""
     return UUID(event["subject_id"])

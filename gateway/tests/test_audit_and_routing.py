@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.tests.conftest import Gateway, problem
+from gateway.tests.conftest import Gateway, problem, refused_fields
 from lpr_common.audit_client import AuditEvent
 from lpr_gateway.access.audit import flush_outbox
 from lpr_gateway.access.models import AuditOutbox
@@ -129,6 +132,44 @@ async def test_unknown_routes_are_404_and_audited(gateway: Gateway) -> None:
     assert event["subject_id"] == str(officer.id)
     internal = await gateway.client.get("/internal/v1/anything")
     assert internal.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("GET", "/v1/agencies/CA%00X", None, "path"),
+        (
+            "POST",
+            "/v1/reads/search",
+            {
+                "purpose": "stolen_vehicle",
+                "case_number": "PD-2026-000123\x00",
+                "plate": "ABC123",
+                "time_range": {"start": (datetime.now(UTC) - timedelta(days=1)).isoformat()},
+            },
+            "case_number",
+        ),
+    ],
+    ids=["nul-in-path", "nul-in-search-body"],
+)
+async def test_nul_characters_are_refused_naming_the_field_and_audited(
+    gateway: Gateway, method: str, path: str, body: dict[str, Any] | None, field: str
+) -> None:
+    officer = await gateway.user("ofc.nul", ["officer"])
+    response = await gateway.client.request(
+        method,
+        path,
+        headers={**gateway.token(officer), "X-LPR-Purpose": "stolen_vehicle"},
+        json=body,
+    )
+    assert field in refused_fields(response)
+    event = gateway.audit.last()
+    assert (event["outcome"], event["rule"], event["subject_id"]) == (
+        "denied",
+        "nul-character",
+        str(officer.id),
+    )
+    assert response.headers["X-LPR-Audit-Event"] == event["event_id"]
 
 
 async def test_alert_stream_flows_through_the_gateway(gateway: Gateway) -> None:

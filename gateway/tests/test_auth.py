@@ -65,6 +65,18 @@ async def test_wrong_password_is_refused_and_audited(gateway: Gateway) -> None:
     assert event["subject_name"] == "ofc.wrong"
 
 
+async def test_nul_in_username_is_refused_as_an_unknown_user_and_audited(
+    gateway: Gateway,
+) -> None:
+    response = await gateway.client.post(
+        "/v1/auth/token",
+        data={"grant_type": "password", "username": "ofc\x00wrong", "password": PASSWORD},
+    )
+    assert response.status_code == 401
+    event = gateway.audit.last("auth.login")
+    assert (event["outcome"], event["subject_name"]) == ("failure", "ofc\ufffdwrong")
+
+
 async def test_account_locks_after_five_failures_even_for_the_right_password(
     gateway: Gateway,
 ) -> None:

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from gateway.tests.conftest import Gateway, problem
+import pytest
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from gateway.tests.conftest import Gateway, problem, refused_fields
+from lpr_gateway.cameras.models import Camera, Deployment, EquipmentCheck
 from lpr_gateway.security import body_signature
 
 KEY = "lprcam_test-key-0000000000000000000000000000000000"
@@ -203,3 +209,63 @@ async def test_camera_key_grants_nothing_but_posting_reads(gateway: Gateway) -> 
     response = await gateway.client.get("/v1/cameras", headers={"X-Camera-Key": KEY})
     assert response.status_code == 403
     assert problem(response)["rule"] == "deny-by-default"
+
+
+CAMERA_WRITES: dict[str, dict[str, Any]] = {
+    "PATCH /v1/cameras/{camera}": {},
+    "POST /v1/deployments": {
+        "name": "Refused detail",
+        "kind": "location",
+        "location": "Main St & 1st",
+        "purpose": "stolen vehicles on the corridor",
+        "starts_at": "2026-01-01T00:00:00Z",
+    },
+    "POST /v1/equipment-checks": {"functional": False, "alignment_ok": True},
+}
+
+
+@pytest.mark.parametrize(
+    ("route", "change", "field"),
+    [
+        ("PATCH /v1/cameras/{camera}", {"name": None}, "name"),
+        ("PATCH /v1/cameras/{camera}", {"name": "N" * 201}, "name"),
+        ("PATCH /v1/cameras/{camera}", {"require_signature": None}, "require_signature"),
+        ("POST /v1/deployments", {"starts_at": "0001-01-01T00:00:00+14:00"}, "starts_at"),
+        ("POST /v1/deployments", {"ends_at": "9999-12-31T23:59:59-14:00"}, "ends_at"),
+        ("POST /v1/equipment-checks", {"notes": "lens\x00"}, "notes"),
+        ("POST /v1/equipment-checks", {"checked_at": "0001-01-01T00:00:00+14:00"}, "checked_at"),
+    ],
+    ids=[
+        "null-camera-name",
+        "camera-name-over-the-create-limit",
+        "null-signature-requirement",
+        "deployment-before-year-1-in-utc",
+        "deployment-past-year-9999-in-utc",
+        "nul-in-check-notes",
+        "check-before-year-1-in-utc",
+    ],
+)
+async def test_camera_write_with_a_bad_field_is_refused_naming_it_and_nothing_changes(
+    gateway: Gateway, route: str, change: dict[str, Any], field: str
+) -> None:
+    admin = await gateway.user("adm.camera.fields", ["administrator"])
+    camera = await gateway.camera(None, key=KEY)
+    method, path = route.split(" ")
+    body = {**CAMERA_WRITES[route], **change}
+    if path == "/v1/equipment-checks":
+        body["camera_id"] = str(camera.id)
+    response = await gateway.client.request(
+        method, path.format(camera=camera.id), headers=gateway.token(admin), json=body
+    )
+    assert field in refused_fields(response)
+    stored = await gateway.session.execute(
+        select(col(Camera.name), col(Camera.require_signature), col(Camera.in_service)).where(
+            col(Camera.id) == camera.id
+        )
+    )
+    assert tuple(stored.one()) == (camera.name, False, True)
+    created = [
+        select(func.count()).where(col(Deployment.name) == "Refused detail"),
+        select(func.count()).where(col(EquipmentCheck.camera_id) == camera.id),
+    ]
+    assert [await gateway.session.scalar(query) for query in created] == [0, 0]

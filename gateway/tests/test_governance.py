@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
-from gateway.tests.conftest import PARTNER_AGENCY, Gateway, problem
+from gateway.tests.conftest import PARTNER_AGENCY, PLATFORM_AGENCY, Gateway, problem, refused_fields
 from lpr_common.testing import service_headers
-from lpr_gateway.governance.models import PolicyRule, PurposeRecord
+from lpr_gateway.governance.models import (
+    Agency,
+    ApprovalRecord,
+    MouRecord,
+    PolicyRule,
+    PurposeRecord,
+)
 
 
 async def test_a12_vague_purposes_are_refused_at_creation(gateway: Gateway) -> None:
@@ -173,3 +181,108 @@ async def test_malformed_policy_row_is_refused_by_the_api(gateway: Gateway) -> N
     )
     assert response.status_code == 422
     assert "unknown permission" in problem(response)["detail"]
+
+
+MOU_COLUMNS = [
+    col(MouRecord.status),
+    col(MouRecord.data_classes),
+    col(MouRecord.purposes),
+    col(MouRecord.max_lookback_days),
+    col(MouRecord.signed_on),
+    col(MouRecord.expires_on),
+    col(MouRecord.contact),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"status": None}, "status"),
+        ({"max_lookback_days": None}, "max_lookback_days"),
+        ({"expires_on": "2000-01-01"}, "expires_on"),
+        ({"signed_on": "2999-01-01"}, "signed_on"),
+        ({"data_classes": [], "purposes": []}, "data_classes"),
+        ({"contact": "c" * 301}, "contact"),
+    ],
+    ids=[
+        "null-status",
+        "null-lookback",
+        "expires-before-the-stored-signing",
+        "signed-after-the-stored-expiry",
+        "empty-scope",
+        "contact-longer-than-its-column",
+    ],
+)
+async def test_d2_mou_change_with_a_bad_field_is_refused_and_the_mou_kept(
+    gateway: Gateway, change: dict[str, Any], field: str
+) -> None:
+    admin = await gateway.user("adm.mou.fields", ["administrator"])
+    client = await gateway.partner()
+    stored = select(*MOU_COLUMNS).where(col(MouRecord.id) == client.mou_id)
+    before = tuple((await gateway.session.execute(stored)).one())
+    response = await gateway.client.patch(
+        f"/v1/mous/{client.mou_id}", headers=gateway.token(admin), json=change
+    )
+    assert field in refused_fields(response)
+    assert tuple((await gateway.session.execute(stored)).one()) == before
+
+
+APPROVAL = {
+    "resource": "reads",
+    "action": "export",
+    "reason": "export for the court in case 42",
+    "not_before": "2026-01-01T00:00:00Z",
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("DELETE", f"/v1/policy/rules/{2**63}", None, "rule_id"),
+        ("DELETE", f"/v1/policy/rules/{2**31}", None, "rule_id"),
+        (
+            "POST",
+            "/v1/policy/rules",
+            {"ptype": "g", "v0": "u\x00", "v1": "officer", "v2": PLATFORM_AGENCY},
+            "v0",
+        ),
+        ("POST", "/v1/purposes", {"code": "hit_and_run", "label": "Hit and run\x00"}, "label"),
+        ("PATCH", f"/v1/agencies/{PARTNER_AGENCY}", {"name": None}, "name"),
+        ("PATCH", f"/v1/agencies/{PARTNER_AGENCY}", {"contact": "c" * 301}, "contact"),
+        (
+            "POST",
+            "/v1/approvals",
+            {**APPROVAL, "not_after": "9999-12-31T23:59:59-14:00"},
+            "not_after",
+        ),
+    ],
+    ids=[
+        "rule-id-past-bigint",
+        "rule-id-past-integer",
+        "nul-in-policy-row",
+        "nul-in-purpose-label",
+        "null-agency-name",
+        "agency-contact-longer-than-its-column",
+        "approval-past-year-9999-in-utc",
+    ],
+)
+async def test_governance_write_with_a_bad_field_is_refused_naming_it_and_nothing_changes(
+    gateway: Gateway, method: str, path: str, body: dict[str, Any] | None, field: str
+) -> None:
+    # Officers request approvals; administrators make every other write.
+    role = "officer" if path == "/v1/approvals" else "administrator"
+    caller = await gateway.user("governance.fields", [role])
+    gateway.session.add(Agency(id=PARTNER_AGENCY, name="Nevada partner agency"))
+    await gateway.session.flush()
+    response = await gateway.client.request(method, path, headers=gateway.token(caller), json=body)
+    assert field in refused_fields(response)
+    created = [
+        select(col(Agency.name)).where(col(Agency.id) == PARTNER_AGENCY),
+        select(func.count()).where(col(PurposeRecord.code) == "hit_and_run"),
+        select(func.count()).where(col(ApprovalRecord.user_id) == caller.id),
+    ]
+    assert [await gateway.session.scalar(query) for query in created] == [
+        "Nevada partner agency",
+        0,
+        0,
+    ]

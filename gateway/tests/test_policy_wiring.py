@@ -11,9 +11,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
+from sqlmodel import col
 
-from gateway.tests.conftest import PARTNER_AGENCY, PLATFORM_AGENCY, Gateway, problem
+from gateway.tests.conftest import (
+    PARTNER_AGENCY,
+    PLATFORM_AGENCY,
+    Gateway,
+    problem,
+    refused_fields,
+)
 from lpr_gateway.governance.models import ApprovalRecord
+from lpr_gateway.identity.models import TrainingRecord, User
 
 PURPOSE = {"X-LPR-Purpose": "stolen_vehicle"}
 
@@ -88,6 +97,77 @@ async def test_b1d_administrator_manages_users_officer_does_not(gateway: Gateway
     assert "hash" not in created.text
     assert gateway.audit.last()["rule"] == "B.1.d:administrator-manages-users"
     assert created.headers["X-LPR-Audit-Event"] == gateway.audit.last()["event_id"]
+
+
+USER_WRITES: dict[str, dict[str, Any]] = {
+    "POST /v1/users": {"username": "ofc.new", "roles": ["officer"]},
+    "PATCH /v1/users/{user}": {},
+    "POST /v1/users/{user}/training": {"course": "LPR refresher", "completed_on": "2026-01-01"},
+}
+
+
+@pytest.mark.parametrize(
+    ("route", "change", "field"),
+    [
+        ("POST /v1/users", {"agency": "A" * 21}, "agency"),
+        ("POST /v1/users", {"display_name": "D" * 201}, "display_name"),
+        ("POST /v1/users", {"username": "ofc\x00new"}, "username"),
+        (
+            "POST /v1/users",
+            {"training_expires_at": "9999-12-31T23:59:59-14:00"},
+            "training_expires_at",
+        ),
+        ("POST /v1/users", {"training_expires_at": "2030-01-01T00:00:00"}, "training_expires_at"),
+        ("PATCH /v1/users/{user}", {"active": None}, "active"),
+        ("PATCH /v1/users/{user}", {"roles": None}, "roles"),
+        (
+            "PATCH /v1/users/{user}",
+            {"roles": ["auditor"], "display_name": "D" * 201},
+            "display_name",
+        ),
+        (
+            "POST /v1/users/{user}/training",
+            {"expires_at": "0001-01-01T00:00:00+14:00"},
+            "expires_at",
+        ),
+    ],
+    ids=[
+        "agency-longer-than-its-column",
+        "display-name-longer-than-its-column",
+        "nul-in-username",
+        "training-past-year-9999-in-utc",
+        "training-without-timezone",
+        "null-active",
+        "null-roles",
+        "display-name-too-long-with-a-good-change",
+        "training-before-year-1-in-utc",
+    ],
+)
+async def test_b1d_user_write_with_a_bad_field_is_refused_naming_it_and_nothing_changes(
+    gateway: Gateway, route: str, change: dict[str, Any], field: str
+) -> None:
+    admin = await gateway.user("adm.user.fields", ["administrator"])
+    officer = await gateway.user("ofc.user.fields", ["officer"])
+    method, path = route.split(" ")
+    response = await gateway.client.request(
+        method,
+        path.format(user=officer.id),
+        headers=gateway.token(admin),
+        json={**USER_WRITES[route], **change},
+    )
+    assert field in refused_fields(response)
+    stored = await gateway.session.execute(
+        select(col(User.roles), col(User.active), col(User.display_name)).where(
+            col(User.id) == officer.id
+        )
+    )
+    assert tuple(stored.one()) == (["officer"], True, None)
+    assert (
+        await gateway.session.scalar(select(col(User.id)).where(col(User.username) == "ofc.new"))
+        is None
+    )
+    trainings = select(func.count()).where(col(TrainingRecord.user_id) == officer.id)
+    assert await gateway.session.scalar(trainings) == 1
 
 
 async def test_a12_vague_and_unknown_purposes_are_refused(gateway: Gateway) -> None:

@@ -25,3 +25,16 @@ def timestamp_column(*, nullable: bool = False, server_now: bool = False) -> Any
 def text_array_column() -> Any:
     """A ``text[]`` column, never NULL."""
     return Column(ARRAY(String), nullable=False, server_default="{}")
+
+
+def not_null(value: Any) -> Any:
+    """``value`` unless it is None: a change may leave a NOT NULL column out, not empty it.
+
+    For a field validator of an update schema; it runs only on fields the client sent.
+
+    Raises:
+        ValueError: ``value`` is None.
+    """
+    if value is None:
+        raise ValueError("may not be null")
+    return value

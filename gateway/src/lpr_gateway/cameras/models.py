@@ -9,7 +9,8 @@ from uuid import UUID, uuid4
 from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
-from lpr_gateway.columns import timestamp_column, utcnow
+from lpr_common.values import Int4, StorableDatetime
+from lpr_gateway.columns import not_null, timestamp_column, utcnow
 from lpr_gateway.settings import SCHEMA
 
 
@@ -52,8 +53,8 @@ class DeploymentCreate(SQLModel):
     longitude: float | None = Field(default=None, ge=-180, le=180)
     vehicle: str | None = Field(default=None, max_length=100)
     purpose: str = Field(min_length=3, max_length=300)
-    starts_at: datetime
-    ends_at: datetime | None = None
+    starts_at: StorableDatetime
+    ends_at: StorableDatetime | None = None
     special_detail: bool = False
 
     @field_validator("starts_at", "ends_at")
@@ -132,9 +133,9 @@ class DeploymentDecision(SQLModel):
 class DeploymentResults(SQLModel):
     """Counts to add to a deployment's results (from the services, internal)."""
 
-    reads: int = Field(default=0, ge=0)
-    hits: int = Field(default=0, ge=0)
-    dispositions: int = Field(default=0, ge=0)
+    reads: Int4 = Field(default=0, ge=0)
+    hits: Int4 = Field(default=0, ge=0)
+    dispositions: Int4 = Field(default=0, ge=0)
 
 
 class CameraCreate(SQLModel):
@@ -148,11 +149,13 @@ class CameraCreate(SQLModel):
 
 
 class CameraUpdate(SQLModel):
-    """Changes to a camera (assignment to a deployment, signature requirement)."""
+    """Changes to a camera; a null ``deployment_id`` takes it off its deployment."""
 
-    name: str | None = None
+    name: str | None = Field(default=None, min_length=2, max_length=200)
     deployment_id: UUID | None = None
     require_signature: bool | None = None
+
+    _not_null = field_validator("name", "require_signature")(not_null)
 
 
 class Camera(SQLModel, table=True):
@@ -203,7 +206,7 @@ class EquipmentCheckCreate(SQLModel):
     functional: bool
     alignment_ok: bool
     notes: str | None = Field(default=None, max_length=2000)
-    checked_at: datetime | None = None
+    checked_at: StorableDatetime | None = None
 
     @field_validator("checked_at")
     @classmethod

@@ -8,7 +8,8 @@ from uuid import UUID, uuid4
 from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
-from lpr_gateway.columns import text_array_column, timestamp_column, utcnow
+from lpr_common.values import StorableDatetime
+from lpr_gateway.columns import not_null, text_array_column, timestamp_column, utcnow
 from lpr_gateway.settings import SCHEMA
 from lpr_policy import DataClass, MouStatus
 
@@ -28,10 +29,12 @@ class AgencyCreate(AgencyBase):
 
 
 class AgencyUpdate(SQLModel):
-    """Changes to an agency."""
+    """Changes to an agency; a null ``contact`` clears it."""
 
-    name: str | None = None
-    contact: str | None = None
+    name: str | None = Field(default=None, min_length=2, max_length=200)
+    contact: str | None = Field(default=None, max_length=300)
+
+    _not_null = field_validator("name")(not_null)
 
 
 class Agency(AgencyBase, table=True):
@@ -74,19 +77,21 @@ class MouCreate(SQLModel):
     max_lookback_days: int = Field(ge=0, le=3650)
     signed_on: date | None = None
     expires_on: date | None = None
-    contact: str | None = None
+    contact: str | None = Field(default=None, max_length=300)
 
 
 class MouUpdate(SQLModel):
-    """Changes to an MOU (status, scope, dates)."""
+    """Changes to an MOU (status, scope, dates); only the dates and contact may be null."""
 
     status: MouStatus | None = None
-    data_classes: list[DataClass] | None = None
-    purposes: list[str] | None = None
+    data_classes: list[DataClass] | None = Field(default=None, min_length=1)
+    purposes: list[str] | None = Field(default=None, min_length=1)
     max_lookback_days: int | None = Field(default=None, ge=0, le=3650)
     signed_on: date | None = None
     expires_on: date | None = None
-    contact: str | None = None
+    contact: str | None = Field(default=None, max_length=300)
+
+    _not_null = field_validator("status", "data_classes", "purposes", "max_lookback_days")(not_null)
 
 
 class MouRecord(MouBase, table=True):
@@ -126,8 +131,8 @@ class ApprovalCreate(SQLModel):
     reason: str = Field(min_length=10, max_length=2000)
     case_number: str | None = None
     max_lookback_days: int | None = Field(default=None, ge=1, le=3650)
-    not_before: datetime
-    not_after: datetime
+    not_before: StorableDatetime
+    not_after: StorableDatetime
 
     @field_validator("not_before", "not_after")
     @classmethod

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from uuid import UUID
 
 from fastapi import APIRouter, Request, Response, status
@@ -11,6 +11,7 @@ from sqlmodel import col
 
 from lpr_common.db import SessionDep
 from lpr_common.errors import Conflict, InvalidInput, NotFound
+from lpr_common.values import Int4
 from lpr_gateway.access.guard import CallerDep
 from lpr_gateway.governance.models import (
     Agency,
@@ -108,8 +109,7 @@ async def create_mou(data: MouCreate, request: Request, session: SessionDep) -> 
     _check_mou_purposes(data.purposes, request.app.state.policy)
     if data.partner_agency == settings.agency:
         raise InvalidInput.field("partner_agency", "an MOU is with another agency")
-    if data.expires_on and data.signed_on and data.expires_on < data.signed_on:
-        raise InvalidInput.field("expires_on", "must not be before signed_on")
+    _check_mou_dates(data.signed_on, data.expires_on, changed="expires_on")
     mou = MouRecord(
         owner_agency=settings.agency,
         partner_agency=data.partner_agency,
@@ -124,6 +124,13 @@ async def create_mou(data: MouCreate, request: Request, session: SessionDep) -> 
     session.add(mou)
     await session.flush()
     return MouPublic.model_validate(mou)
+
+
+def _check_mou_dates(signed_on: date | None, expires_on: date | None, *, changed: str) -> None:
+    if signed_on and expires_on and expires_on < signed_on:
+        if changed == "signed_on":
+            raise InvalidInput.field("signed_on", "must not be after expires_on")
+        raise InvalidInput.field("expires_on", "must not be before signed_on")
 
 
 async def _mou(session: SessionDep, mou_id: UUID) -> MouRecord:
@@ -146,6 +153,12 @@ async def update_mou(
     """Change an MOU's status, scope or dates."""
     mou = await _mou(session, mou_id)
     changes = data.model_dump(exclude_unset=True)
+    # The dates as they would be stored, so that changing one cannot cross the other.
+    _check_mou_dates(
+        changes.get("signed_on", mou.signed_on),
+        changes.get("expires_on", mou.expires_on),
+        changed="expires_on" if "expires_on" in changes else "signed_on",
+    )
     if changes.get("purposes") is not None:
         _check_mou_purposes(changes["purposes"], request.app.state.policy)
         changes["purposes"] = sorted(set(changes["purposes"]))
@@ -330,7 +343,7 @@ async def add_rule(
 
 
 @policy_router.delete("/rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_rule(rule_id: int, session: SessionDep) -> Response:
+async def delete_rule(rule_id: Int4, session: SessionDep) -> Response:
     """Remove a runtime policy row."""
     rule = await session.get(PolicyRule, rule_id)
     if rule is None:

@@ -9,7 +9,8 @@ from uuid import UUID, uuid4
 from pydantic import field_validator
 from sqlmodel import Field, SQLModel
 
-from lpr_gateway.columns import text_array_column, timestamp_column, utcnow
+from lpr_common.values import StorableDatetime
+from lpr_gateway.columns import not_null, text_array_column, timestamp_column, utcnow
 from lpr_gateway.settings import SCHEMA
 
 
@@ -39,26 +40,37 @@ class UserCreate(SQLModel):
     """A new user; the password is hashed with argon2id and never stored in clear."""
 
     username: str = Field(min_length=2, max_length=100)
-    display_name: str | None = None
-    agency: str | None = Field(default=None, description="defaults to the platform's agency")
+    display_name: str | None = Field(default=None, max_length=200)
+    agency: str | None = Field(
+        default=None, min_length=3, max_length=20, description="defaults to the platform's agency"
+    )
     roles: list[UserRole] = Field(min_length=1)
     password: str | None = Field(
         default=None, min_length=12, description="omit for users of the identity provider"
     )
     authorised_repairer: bool = False
-    training_expires_at: datetime | None = Field(
+    training_expires_at: StorableDatetime | None = Field(
         default=None, description="records a training course valid until this time"
     )
 
+    @field_validator("training_expires_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must carry a timezone")
+        return value
+
 
 class UserUpdate(SQLModel):
-    """Changes to a user."""
+    """Changes to a user; a field left out is kept, and only ``display_name`` may be null."""
 
-    display_name: str | None = None
-    roles: list[UserRole] | None = None
+    display_name: str | None = Field(default=None, max_length=200)
+    roles: list[UserRole] | None = Field(default=None, min_length=1)
     active: bool | None = None
     authorised_repairer: bool | None = None
     password: str | None = Field(default=None, min_length=12)
+
+    _not_null = field_validator("roles", "active", "authorised_repairer", "password")(not_null)
 
 
 class User(UserBase, table=True):
@@ -96,7 +108,7 @@ class TrainingRecordCreate(SQLModel):
 
     course: str = Field(min_length=3, max_length=200)
     completed_on: date
-    expires_at: datetime
+    expires_at: StorableDatetime
 
     @field_validator("expires_at")
     @classmethod
