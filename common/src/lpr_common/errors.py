@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -186,6 +187,21 @@ async def _handle_http(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(problem, dict(exc.headers or {}))
 
 
+UNIQUE_VIOLATION = "23505"
+
+
+async def _handle_integrity(request: Request, exc: Exception) -> JSONResponse:
+    # A unique key taken by a request that committed first (two administrators creating
+    # the same name at once): the state conflicts, as the endpoints' own checks say when
+    # the first one has already committed. Any other integrity error is unexpected.
+    assert isinstance(exc, IntegrityError)
+    if getattr(exc.orig, "sqlstate", None) != UNIQUE_VIOLATION:
+        return await _handle_unexpected(request, exc)
+    return problem_response(
+        Conflict("a record with the same key was stored meanwhile; read it and retry").to_problem()
+    )
+
+
 async def _handle_unexpected(_: Request, exc: Exception) -> JSONResponse:
     _logger.exception("unhandled error", exc_info=exc)
     problem = Problem(
@@ -202,6 +218,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LprError, _handle_lpr_error)
     app.add_exception_handler(RequestValidationError, _handle_validation)
     app.add_exception_handler(StarletteHTTPException, _handle_http)
+    app.add_exception_handler(IntegrityError, _handle_integrity)
     app.add_exception_handler(Exception, _handle_unexpected)
 
 
