@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -171,10 +172,48 @@ async def test_an_invalid_read_state_is_ignored_not_allowed_to_cost_the_hit(
     assert "'XX'" in answer["ignored"][0]["reason"]
 
 
-async def test_capture_time_needs_a_timezone(api: Api) -> None:
-    response = await post_read(api, read("ABC123", captured_at="2026-11-29T10:00:00"))
-    assert response.status_code == 422
-    assert response.json()["errors"][0]["field"] == "captured_at"
+@pytest.mark.parametrize(
+    ("fields", "plate", "field"),
+    [
+        ({"captured_at": "2026-11-29T10:00:00"}, {}, "captured_at"),
+        ({"captured_at": "0001-01-01T00:00:00+14:00"}, {}, "captured_at"),
+        ({"unit_id": "u" * 65}, {}, "unit_id"),
+        ({"unit_id": "u\x00"}, {}, "unit_id"),
+        ({"agency": "A" * 17}, {}, "agency"),
+        ({}, {"index": 2**40}, "plates.0.index"),
+        ({}, {"box": [float("nan"), 2, 3, 4]}, "plates.0.box.0"),
+    ],
+    ids=[
+        "naive-capture-time",
+        "capture-year-0",
+        "unit-over-64",
+        "nul-unit",
+        "agency-over-16",
+        "plate-index-over-int",
+        "box-nan",
+    ],
+)
+async def test_match_request_bad_fields_are_named_and_raise_nothing(
+    api: Api,
+    app: FastAPI,
+    session: AsyncSession,
+    fields: dict[str, Any],
+    plate: dict[str, Any],
+    field: str,
+) -> None:
+    await hot_list_with(api, app, session, [ncic_line("V", "ABC123")])
+    body = read("ABC123", **fields)
+    body["plates"][0].update(plate)
+    response = await api.call(
+        "POST",
+        "/internal/v1/matches",
+        service=True,
+        content=json.dumps(body),  # httpx's json= refuses NaN; a client's may not
+        headers={"Content-Type": "application/json", "Idempotency-Key": body["read_id"]},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == field
+    assert (await api.call("GET", "/v1/alerts")).json() == []
 
 
 async def test_matches_route_is_for_services_only(api: Api) -> None:
@@ -359,6 +398,43 @@ async def test_failed_audit_fails_the_transition(
     audit_log.fail = True
     response = await api.call("POST", f"/v1/alerts/{alert_id}/acknowledge")
     assert response.status_code == 503
+
+
+async def test_workflow_text_holding_nul_is_named_and_changes_nothing(
+    api: Api, app: FastAPI, session: AsyncSession, audit_log: AuditLog
+) -> None:
+    alert_id = await new_alert(api, app, session)
+    note = await api.call("POST", f"/v1/alerts/{alert_id}/acknowledge", json={"note": "x\x00"})
+    label = await api.admin(
+        "PUT", "/v1/dispositions/arrest_rv", json={"code": "arrest_rv", "label": "Arrest\x00"}
+    )
+    assert [(r.status_code, r.json()["errors"][0]["field"]) for r in (note, label)] == [
+        (422, "note"),
+        (422, "label"),
+    ]
+    assert (await api.call("GET", f"/v1/alerts/{alert_id}")).json()["status"] == "new"
+    assert audit_log.of_type("alert.transition") == []
+    codes = {c["code"] for c in (await api.call("GET", "/v1/dispositions")).json()}
+    assert "arrest_rv" not in codes
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/v1/alerts/open", {"older_than_minutes": 10**12}, "older_than_minutes"),
+        ("/v1/alerts", {"offset": 2**63}, "offset"),
+        ("/v1/alerts", {"status": "new\x00"}, "status"),
+        ("/v1/alerts/stream", {"last_event_id": 2**63}, "last_event_id"),
+        ("/v1/hits", {"plate": "ABC123", "since": "0001-01-01T00:00:00+14:00"}, "since"),
+    ],
+    ids=["open-minutes-overflow", "offset-over-bigint", "nul-status", "event-id", "since-year-0"],
+)
+async def test_alert_queries_name_the_bad_parameter(
+    api: Api, path: str, params: dict[str, Any], field: str
+) -> None:
+    response = await api.call("GET", path, params=params)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == field
 
 
 async def test_open_alerts_report(api: Api, app: FastAPI, session: AsyncSession) -> None:

@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from lpr_hotlist.testing import AGENCY, Api, AuditLog, ncic_line
 
 
@@ -116,6 +118,85 @@ async def test_malformed_file_changes_nothing(api: Api) -> None:
     assert [e["plate"] for e in entries] == ["KEEP12"]
 
 
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b"ABC123,CA," + b"C" * 65 + b",", "case_number has 65 characters; at most 64"),
+        (b"ABC123,CA,," + b"M" * 33, "vehicle_make has 33 characters; at most 32"),
+        (b"ABC123,CA,PD\x00-1,", "case_number holds the NUL character"),
+    ],
+    ids=["case-number-over-64", "make-over-32", "nul"],
+)
+async def test_a_line_that_cannot_be_stored_is_rejected_and_the_rest_imports(
+    api: Api, line: bytes, reason: str
+) -> None:
+    hot_list = await create_list(api, "Local stored", source="DMV")
+    data = b"plate,state,case_number,vehicle_make\n" + line + b"\nNEW111,CA,PD-2,FORD\n"
+    response = await upload(api, hot_list["id"], data, "csv")
+    assert response.status_code == 201, response.text
+    report = response.json()
+    assert (report["entry_count"], report["rejected"]) == (1, 1)
+    [rejection] = report["rejections"]
+    assert rejection["line"] == 2
+    assert reason in rejection["reason"]
+    entries = (await api.call("GET", f"/v1/hotlists/{hot_list['id']}/entries")).json()["entries"]
+    assert [e["plate"] for e in entries] == ["NEW111"]
+
+
+async def test_an_expiry_date_of_9999_12_31_means_the_entry_never_expires(api: Api) -> None:
+    hot_list = await create_list(api, "Local never", source="DMV")
+    data = b"plate,state,expiry_date\nNEVER1,CA,9999-12-31\nLAST1,CA,9999-12-30\n"
+    response = await upload(api, hot_list["id"], data, "csv")
+    assert response.status_code == 201, response.text
+    assert response.json()["rejected"] == 0
+    entries = (await api.call("GET", f"/v1/hotlists/{hot_list['id']}/entries")).json()["entries"]
+    assert {e["plate"]: e["expires_at"] for e in entries} == {
+        "NEVER1": None,
+        "LAST1": "9999-12-31T00:00:00Z",
+    }
+
+
+@pytest.mark.parametrize(
+    ("format", "name", "form", "field"),
+    [
+        ("csv", "f" * 252 + ".csv", {}, "file"),
+        ("csv\x00", "list.csv", {}, "format"),
+        ("csv", "list.csv", {"mapping": '{"plate": "pl\x00ate"}'}, "mapping"),
+        ("csv", "list.csv", {"delimiter": "\x00"}, "delimiter"),
+    ],
+    ids=["file-name-over-255", "nul-format", "nul-mapping", "nul-delimiter"],
+)
+async def test_an_import_form_field_that_cannot_be_stored_is_named_and_changes_nothing(
+    api: Api, format: str, name: str, form: dict[str, str], field: str
+) -> None:
+    hot_list = await create_list(api, "Local form", source="DMV")
+    assert (await upload(api, hot_list["id"], b"plate\nKEEP12\n", "csv")).status_code == 201
+    response = await upload(api, hot_list["id"], b"plate\nNEW111\n", format, name, **form)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == field
+    entries = (await api.call("GET", f"/v1/hotlists/{hot_list['id']}/entries")).json()["entries"]
+    assert [e["plate"] for e in entries] == ["KEEP12"]
+
+
+async def test_an_import_file_name_holding_nul_is_named(api: Api) -> None:
+    hot_list = await create_list(api, "Local NUL name", source="DMV")
+    # httpx escapes a NUL in a file name; a client that does not sends it as it is.
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="format"\r\n\r\ncsv\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a\x00.csv"\r\n'
+        b"Content-Type: text/plain\r\n\r\nplate\nNEW111\n\r\n--b--\r\n"
+    )
+    response = await api.admin(
+        "POST",
+        f"/v1/hotlists/{hot_list['id']}/imports",
+        content=body,
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "file"
+    assert (await api.call("GET", f"/v1/hotlists/{hot_list['id']}/versions")).json() == []
+
+
 async def test_import_needs_an_administrator(api: Api) -> None:
     hot_list = await create_list(api, "Amber", source="AMBER")
     response = await api.call(
@@ -174,6 +255,23 @@ async def test_manual_entry_refuses_bad_plates_states_and_dates(api: Api) -> Non
             "expires_at",
             "future",
         ),
+        (
+            {"plate": "ABC123", "reason": "why not", "effective_at": "2030-01-01T00:00:00"},
+            "effective_at",
+            "timezone",
+        ),
+        (
+            {"plate": "ABC123", "reason": "why not", "expires_at": "9999-12-31T23:59:59-14:00"},
+            "expires_at",
+            "9999-12-30",
+        ),
+        (
+            {"plate": "ABC123", "reason": "why not", "effective_at": "0001-01-01T00:00:00+14:00"},
+            "effective_at",
+            "0001-01-02",
+        ),
+        ({"plate": "ABC123", "reason": "why\x00not"}, "reason", "NUL"),
+        ({"plate": "ABC123", "reason": "why not", "case_number": "PD\x00"}, "case_number", "NUL"),
     ]
     for body, field, text in cases:
         response = await api.call("POST", path, json=body)
@@ -206,6 +304,8 @@ async def test_manual_entries_go_to_manual_lists_and_removal_needs_a_reason(api:
     ).json()
     path = f"/v1/hotlists/{manual['id']}/entries/{entry['id']}"
     assert (await api.admin("DELETE", path, params={"reason": ""})).status_code == 422
+    nul = await api.admin("DELETE", path, params={"reason": "recovered\x00"})
+    assert (nul.status_code, nul.json()["errors"][0]["field"]) == (422, "reason")
     removed = await api.admin("DELETE", path, params={"reason": "recovered by owner"})
     assert removed.status_code == 200, removed.text
     assert removed.json()["removal_reason"] == "recovered by owner"
@@ -231,3 +331,56 @@ async def test_config_validates_ocr_classes(api: Api) -> None:
     assert response.json()["errors"][0]["field"] == "ocr_classes"
     officer = await api.call("PUT", "/v1/hotlists/config", json={"open_alert_minutes": 5})
     assert officer.status_code == 403
+
+
+async def test_list_text_holding_nul_is_named(api: Api) -> None:
+    created = await api.admin(
+        "POST", "/v1/hotlists", json={"name": "NCIC\x00", "source": "NCIC", "category": "x"}
+    )
+    hot_list = await create_list(api, "NCIC nul")
+    changed = await api.admin(
+        "PATCH", f"/v1/hotlists/{hot_list['id']}", json={"description": "\x00"}
+    )
+    assert [(r.status_code, r.json()["errors"][0]["field"]) for r in (created, changed)] == [
+        (422, "name"),
+        (422, "description"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/v1/hotlists/{list_id}/versions/1099511627776/entries", {}, "number"),
+        ("/v1/hotlists/{list_id}/entries", {"offset": 2**63}, "offset"),
+        ("/v1/hotlists/{list_id}/entries", {"offset": 10_000_001}, "offset"),
+        ("/v1/hotlists/sync", {"since": 2**63}, "since"),
+    ],
+    ids=["version-over-int", "offset-over-bigint", "offset-over-bound", "sync-over-bigint"],
+)
+async def test_out_of_range_numbers_in_a_query_are_named(
+    api: Api, path: str, params: dict[str, Any], field: str
+) -> None:
+    hot_list = await create_list(api, "NCIC range")
+    response = await api.call("GET", path.format(list_id=hot_list["id"]), params=params)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"versions": {"{list_id}": 2**40}}, "versions.{list_id}"),
+        ({"unit_id": "u\x00", "versions": {}}, "unit_id"),
+    ],
+    ids=["version-over-int", "nul-unit"],
+)
+async def test_shift_check_bad_values_are_named_and_not_recorded(
+    api: Api, body: dict[str, Any], field: str
+) -> None:
+    hot_list = await create_list(api, "NCIC shift")
+    await upload(api, hot_list["id"], ncic_line("V", "KEEP12").encode(), "ncic")
+    filled = json.loads(json.dumps(body).replace("{list_id}", hot_list["id"]))
+    response = await api.call("POST", "/v1/shift-checks", json=filled)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == field.format(list_id=hot_list["id"])
+    assert (await api.call("GET", "/v1/shift-checks")).json() == []

@@ -6,7 +6,9 @@ from datetime import date
 
 import pytest
 
+from lpr_hotlist.hotlists.models import HotListEntry
 from lpr_hotlist.imports import (
+    DEFAULT_ATTRIBUTES,
     FixedField,
     ImportFormat,
     MalformedFile,
@@ -17,6 +19,7 @@ from lpr_hotlist.imports import (
     parse_hotlist,
     parse_ncic,
 )
+from lpr_hotlist.imports.model import MAX_LENGTHS
 
 NCIC_EXAMPLE = "V123456789LA057020020190509AB123456  CA2009MC2009YAMACYLMCBLK"
 
@@ -81,6 +84,7 @@ def test_ncic_bad_lines_are_rejected_with_line_and_reason() -> None:
         (b"", "no NCIC"),
         (b"plate,state\nABC123,CA\n", "no line could be read as NCIC"),
         (b"\xff\xfe\x00V1", "binary"),
+        (b"\x00\x01binary", "no line could be read as NCIC.*NUL"),
         ("V1234é".encode("latin-1"), "not valid ascii"),
     ],
 )
@@ -211,3 +215,69 @@ def test_diff_counts_added_removed_unchanged() -> None:
     assert (result.added_count, result.removed_count, result.unchanged_count) == (2, 1, 2)
     assert ("XYZ789", "TX", None) in result.removed
     assert (None, None, "AB*") in result.unchanged
+
+
+def test_max_lengths_are_the_widths_of_the_entry_columns() -> None:
+    columns = HotListEntry.__table__.columns  # type: ignore[attr-defined]
+    assert {name: columns[name].type.length for name in MAX_LENGTHS} == MAX_LENGTHS
+
+
+GENETEC_WITH_CASE = (*DEFAULT_ATTRIBUTES, "CaseNumber")
+
+
+@pytest.mark.parametrize(
+    ("data", "format", "reason"),
+    [
+        (b"plate,case_number\nABC123," + b"C" * 65 + b"\nNEW111,x\n", "csv", "case_number has 65"),
+        (b"plate,make\nABC123," + b"M" * 33 + b"\nNEW111,x\n", "csv", "vehicle_make has 33"),
+        (b"plate,list_code\nABC123," + b"L" * 33 + b"\nNEW111,x\n", "csv", "list_code has 33"),
+        (b"W;CA;ABC123;;;" + b"C" * 65 + b"\nW;CA;NEW111\n", "genetec", "case_number has 65"),
+        (b"plate,Officer\nABC123,Sm\x00ith\nNEW111,x\n", "csv", "Officer holds the NUL"),
+        (b"W;CA;ABC\x00123\nW;CA;NEW111\n", "genetec", "plate holds the NUL"),
+    ],
+    ids=[
+        "csv-case-number",
+        "csv-make",
+        "csv-list-code",
+        "genetec-case-number",
+        "csv-nul-annotation",
+        "genetec-nul-plate",
+    ],
+)
+def test_a_line_that_cannot_be_stored_is_rejected_and_the_rest_read(
+    data: bytes, format: str, reason: str
+) -> None:
+    if format == "csv":
+        result = parse_csv(data)
+    else:
+        result = parse_genetec_delimited(data, attributes=GENETEC_WITH_CASE)
+    assert [e.plate for e in result.entries] == ["NEW111"]
+    [rejection] = result.rejections
+    assert reason in rejection.reason
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (NCIC_EXAMPLE + "K" * 30, "vehicle_colour has 33"),
+        (NCIC_EXAMPLE + "\x00", "line holds the NUL"),
+    ],
+    ids=["colour-over-32", "nul"],
+)
+def test_an_ncic_line_that_cannot_be_stored_is_rejected(line: str, reason: str) -> None:
+    result = parse_ncic(f"{line}\n{_ncic_line(plate='NEW111')}\n".encode())
+    assert [e.plate for e in result.entries] == ["NEW111"]
+    [rejection] = result.rejections
+    assert reason in rejection.reason
+
+
+@pytest.mark.parametrize(
+    ("data", "format"),
+    [
+        (b"plate,Offi\x00cer\nABC123,Smith\n", "csv"),
+        (b"PlateNumber;No\x00tes\nABC123;x\n", "genetec_delimited"),
+    ],
+)
+def test_a_header_holding_nul_refuses_the_file(data: bytes, format: str) -> None:
+    with pytest.raises(MalformedFile, match=r"header .*NUL"):
+        parse_hotlist(data, format)

@@ -14,6 +14,7 @@ from lpr_common.db import SessionDep
 from lpr_common.deployment_results import DeploymentResults
 from lpr_common.errors import FieldError, InvalidInput, ServiceUnavailable
 from lpr_common.plates import InvalidPlate, normalize_plate
+from lpr_common.values import DATETIME_RANGE_REASON, Int8, storable_datetime
 from lpr_hotlist.access import audit_event, describe_answer, record, require_administrator
 from lpr_hotlist.alerts import repository, service
 from lpr_hotlist.alerts.models import Alert, DispositionCode
@@ -38,6 +39,7 @@ from lpr_hotlist.alerts.schemas import (
 from lpr_hotlist.alerts.stream import StreamFilter, alert_events, parse_bbox
 from lpr_hotlist.hotlists import repository as hotlist_repository
 from lpr_hotlist.live_index import LiveIndex
+from lpr_hotlist.parameters import MAX_OFFSET, MAX_OPEN_MINUTES
 from lpr_hotlist.settings import Settings
 
 router = APIRouter(tags=["alerts"])
@@ -159,9 +161,9 @@ async def stream_alerts(
     camera_id: Annotated[str | None, Query(max_length=64)] = None,
     bbox: Annotated[str | None, Query(description="Area: min_lon,min_lat,max_lon,max_lat")] = None,
     last_event_id: Annotated[
-        int | None, Query(ge=0, description="Same as the Last-Event-ID header")
+        Int8 | None, Query(ge=0, description="Same as the Last-Event-ID header")
     ] = None,
-    last_event_id_header: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
+    last_event_id_header: Annotated[Int8 | None, Header(alias="Last-Event-ID", ge=0)] = None,
     limit: Annotated[int | None, Query(ge=1, le=10_000, description="Close after n events")] = None,
 ) -> EventSourceResponse:
     """Stream the agency's alert events as server-sent events, resumable with Last-Event-ID."""
@@ -198,7 +200,8 @@ async def open_alerts(
     session: SessionDep,
     response: Response,
     older_than_minutes: Annotated[
-        int | None, Query(ge=0, description="Default: the administrator's threshold")
+        int | None,
+        Query(ge=0, le=MAX_OPEN_MINUTES, description="Default: the administrator's threshold"),
     ] = None,
 ) -> list[OpenAlert]:
     """Report alerts still without a disposition after a time (IACP C.5)."""
@@ -231,7 +234,7 @@ async def list_alerts(
     response: Response,
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[AlertPublic]:
     """List the agency's alerts, newest first."""
     alerts = await repository.alerts_of_agency(
@@ -279,7 +282,10 @@ def _since(request: Request) -> datetime:
         raise InvalidInput.field("since", "must be an ISO 8601 time with a UTC offset")
     if since.tzinfo is None:
         raise InvalidInput.field("since", "must have a UTC offset, e.g. 2026-11-01T00:00:00Z")
-    return since
+    try:
+        return storable_datetime(since)
+    except ValueError:
+        raise InvalidInput.field("since", DATETIME_RANGE_REASON)
 
 
 @router.get(

@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 
 from lpr_common.errors import FieldError
+from lpr_common.values import Int4, StorableDatetime
 
 
 class PlateCandidate(BaseModel):
@@ -21,12 +22,13 @@ class PlateCandidate(BaseModel):
 class ReadPlate(BaseModel):
     """One plate found in a read."""
 
-    index: int = 0
+    index: Int4 = 0
     text: str
     confidence: float | None = None
     state: str | None = None
     region: str | None = None
-    box: list[float] | None = None
+    # Stored as JSON, which has no NaN or infinity.
+    box: list[FiniteFloat] | None = None
     candidates: list[PlateCandidate] = Field(default_factory=list)
     track_id: UUID | None = Field(
         default=None,
@@ -42,11 +44,11 @@ class MatchRequest(BaseModel):
     """recognition -> hotlist handoff (docs/internal-api.md)."""
 
     read_id: UUID
-    agency: str
+    agency: str = Field(max_length=16)
     camera_id: str | None = Field(default=None, max_length=64)
     deployment_id: str | None = Field(default=None, max_length=64)
-    unit_id: str | None = None
-    captured_at: datetime
+    unit_id: str | None = Field(default=None, max_length=64)
+    captured_at: StorableDatetime
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
     heading: float | None = None

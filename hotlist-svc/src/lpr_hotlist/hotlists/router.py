@@ -11,6 +11,7 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from lpr_common.context import ContextDep
 from lpr_common.db import SessionDep
 from lpr_common.errors import InvalidInput, NotFound
+from lpr_common.values import Int4, Int8, Text
 from lpr_hotlist.access import audit_event, describe_answer, record, require_administrator
 from lpr_hotlist.hotlists import repository, service
 from lpr_hotlist.hotlists.models import HotList
@@ -31,6 +32,7 @@ from lpr_hotlist.hotlists.schemas import (
     SyncAnswer,
     VersionPublic,
 )
+from lpr_hotlist.parameters import MAX_OFFSET
 
 router = APIRouter(tags=["hot lists"])
 
@@ -98,7 +100,7 @@ async def sync_hotlists(
     context: ContextDep,
     session: SessionDep,
     response: Response,
-    since: Annotated[int, Query(ge=0, description="cursor from the last sync; 0 for all")] = 0,
+    since: Annotated[Int8, Query(ge=0, description="cursor from the last sync; 0 for all")] = 0,
 ) -> SyncAnswer:
     """Return what changed in the agency's hot lists since a cursor (IACP C.3)."""
     answer = await service.sync(session, agency=context.agency, since=since)
@@ -147,9 +149,11 @@ async def import_hotlist(
     session: SessionDep,
     request: Request,
     file: Annotated[UploadFile, File(description="The hot-list file")],
-    format: Annotated[str, Form(description="ncic, csv, genetec-delimited or genetec-fixed")],
-    mapping: Annotated[str | None, Form(description='CSV only: JSON {"plate": "Tag", ...}')] = None,
-    delimiter: Annotated[str | None, Form(max_length=1)] = None,
+    format: Annotated[Text, Form(description="ncic, csv, genetec-delimited or genetec-fixed")],
+    mapping: Annotated[
+        Text | None, Form(description='CSV only: JSON {"plate": "Tag", ...}')
+    ] = None,
+    delimiter: Annotated[Text | None, Form(max_length=1)] = None,
 ) -> ImportReport:
     """Import a file as the list's new version, replacing the current one atomically."""
     require_administrator(context, "C.3:administrator-manages-hotlist-sources")
@@ -228,12 +232,12 @@ async def _entry_page(
 @router.get("/v1/hotlists/{list_id}/versions/{number}/entries")
 async def list_version_entries(
     list_id: UUID,
-    number: int,
+    number: Int4,
     context: ContextDep,
     session: SessionDep,
     response: Response,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> EntryPage:
     """List the entries of one version of a hot list (previous versions stay queryable)."""
     hot_list = await _visible(session, list_id, context)
@@ -247,7 +251,7 @@ async def list_current_entries(
     session: SessionDep,
     response: Response,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> EntryPage:
     """List the entries of a hot list's current version."""
     hot_list = await _visible(session, list_id, context)

@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import SQLModel
 
+from lpr_common.values import Int4, StorableDatetime
 from lpr_hotlist.hotlists.models import HotListSource
 
 
@@ -146,8 +147,8 @@ class ManualEntryCreate(BaseModel):
     vehicle_make: str | None = Field(default=None, max_length=32)
     vehicle_model: str | None = Field(default=None, max_length=32)
     vehicle_colour: str | None = Field(default=None, max_length=32)
-    effective_at: datetime | None = None
-    expires_at: datetime | None = Field(
+    effective_at: StorableDatetime | None = None
+    expires_at: StorableDatetime | None = Field(
         default=None, description="Defaults to now + the administrator's default"
     )
 
@@ -224,7 +225,7 @@ class ShiftCheckCreate(BaseModel):
 
     unit_id: str | None = Field(default=None, max_length=64)
     camera_id: str | None = Field(default=None, max_length=64)
-    versions: dict[UUID, int] = Field(description="list id -> version number held")
+    versions: dict[UUID, Int4] = Field(description="list id -> version number held")
 
 
 class ShiftCheckPublic(BaseModel):

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lpr_common.context import RequestContext
 from lpr_common.errors import Conflict, FieldError, InvalidInput, NotFound
+from lpr_common.nul import NUL_REASON
 from lpr_common.plates import (
     InvalidPattern,
     InvalidPlate,
@@ -65,6 +66,17 @@ def _start_of(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def _end_of(last_day: date | None) -> datetime | None:
+    """When an entry whose expiry date (its last day in force) is ``last_day`` lapses.
+
+    9999-12-31, the last date there is, is how records systems write "never expires":
+    such an entry has no expiry, as one without an expiry date.
+    """
+    if last_day is None or last_day == date.max:
+        return None
+    return _start_of(last_day + timedelta(days=1))
+
+
 def visible_list(hot_list: HotList | None, context: RequestContext) -> HotList:
     """The list if the caller's agency owns it; 404 otherwise (other agencies' lists are not shown)."""
     if hot_list is None or (
@@ -112,6 +124,30 @@ async def update_list(session: AsyncSession, *, hot_list: HotList, data: HotList
 # --- imports --------------------------------------------------------------------------------
 
 
+MAX_FILE_NAME_LENGTH = 255
+"""The width of ``hot_list_versions.file_name``."""
+
+
+def checked_file_name(file_name: str | None) -> str | None:
+    """The file name an import records as provenance, if it can be stored as given.
+
+    It is refused rather than cut short: the version must name the file it came from.
+
+    Raises:
+        InvalidInput: It is too long or holds U+0000 (field ``file``).
+    """
+    if file_name is None:
+        return None
+    if len(file_name) > MAX_FILE_NAME_LENGTH:
+        raise InvalidInput.field(
+            "file",
+            f"the file name has {len(file_name)} characters; at most {MAX_FILE_NAME_LENGTH}",
+        )
+    if "\x00" in file_name:
+        raise InvalidInput.field("file", f"the file name {NUL_REASON}")
+    return file_name
+
+
 def parse_format(text: str) -> ImportFormat:
     """``ncic``, ``csv``, ``genetec-delimited`` / ``genetec_delimited``, ``genetec-fixed``."""
     try:
@@ -142,10 +178,7 @@ def _entry_row(
         "vehicle_model": entry.vehicle_model,
         "vehicle_colour": entry.vehicle_colour,
         "effective_at": None if entry.effective_date is None else _start_of(entry.effective_date),
-        # An expiry date is the last day the entry is in force.
-        "expires_at": None
-        if entry.expiry_date is None
-        else _start_of(entry.expiry_date + timedelta(days=1)),
+        "expires_at": _end_of(entry.expiry_date),
         "added_by": added_by,
         "manual_entry_id": None,
         "source_line": entry.line,
@@ -172,13 +205,15 @@ async def import_file(
     cannot be read are reported, not imported. The previous version stays stored.
 
     Raises:
-        InvalidInput: Unknown format, bad mapping, or a wholly malformed file.
+        InvalidInput: Unknown format, bad mapping, a file name that cannot be stored, or
+            a wholly malformed file.
         Conflict: The list takes manual entries, not imports.
     """
     if hot_list.source in MANUAL_SOURCES:
         raise Conflict(
             f"list {hot_list.name!r} has source {hot_list.source}", rule=RULE_IMPORT_LIST
         )
+    file_name = checked_file_name(file_name)
     kind = parse_format(format)
     try:
         result = parse_hotlist(data, kind, mapping=mapping, delimiter=delimiter)
@@ -321,6 +356,8 @@ async def add_manual_entry(
     expires_at = data.expires_at or now + timedelta(days=config.default_manual_expiry_days)
     if expires_at.tzinfo is None:
         raise InvalidInput.field("expires_at", "needs a timezone (e.g. Z)")
+    if data.effective_at is not None and data.effective_at.tzinfo is None:
+        raise InvalidInput.field("effective_at", "needs a timezone (e.g. Z)")
     if expires_at <= now:
         raise InvalidInput.field("expires_at", "must be in the future")
     if data.effective_at is not None and data.effective_at >= expires_at:

@@ -18,6 +18,7 @@ from typing import Final
 
 from lpr_hotlist.imports.model import (
     ENTRY_FIELDS,
+    NUL,
     ImportedEntry,
     ImportResult,
     LineError,
@@ -102,7 +103,7 @@ def parse_csv(
 
     Raises:
         MalformedFile: If the file is not text, has no header naming a plate or pattern
-            column, lacks a mapped column, or has no readable row.
+            column, has U+0000 in its header, lacks a mapped column, or has no readable row.
         ValueError: If ``mapping`` names a field that is not one of ours.
     """
     lines = decode_lines(data, encoding=encoding)
@@ -110,6 +111,12 @@ def parse_csv(
     if header_index is None:
         raise MalformedFile("file is empty; a CSV hot list needs a header row")
     header_text = lines[header_index]
+    if NUL in header_text:
+        # Its column names would be stored with every entry (annotations).
+        raise MalformedFile(
+            f"header (line {header_index + 1}) holds the NUL character (U+0000), "
+            "which cannot be stored"
+        )
     if delimiter is None:
         delimiter = max(_DELIMITERS, key=header_text.count)
     reader = csv.reader(io.StringIO("\n".join(lines[header_index:])), delimiter=delimiter)

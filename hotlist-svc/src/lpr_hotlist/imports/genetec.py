@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from lpr_hotlist.imports.model import (
+    NUL,
     ImportedEntry,
     ImportResult,
     LineError,
@@ -131,8 +132,8 @@ def parse_genetec_delimited(
         encoding: Text encoding.
 
     Raises:
-        MalformedFile: If the file is not text, the layout has no ``PlateNumber``, or no
-            line could be read.
+        MalformedFile: If the file is not text, the layout has no ``PlateNumber``, the
+            header holds U+0000, or no line could be read.
     """
     if len(delimiter) != 1:
         raise ValueError(f"delimiter must be one character, got {delimiter!r}")
@@ -143,6 +144,12 @@ def parse_genetec_delimited(
     if first is not None:
         cells = [cell.strip() for cell in lines[first].split(delimiter)]
         if "platenumber" in {_attribute_key(cell) for cell in cells}:
+            if NUL in lines[first]:
+                # Its attribute names would be stored with every entry (annotations).
+                raise MalformedFile(
+                    f"header (line {first + 1}) holds the NUL character (U+0000), "
+                    "which cannot be stored"
+                )
             names, start = cells, first + 1
     _check_attributes(names)
     entries: list[ImportedEntry] = []

@@ -123,6 +123,47 @@ class LineError(ValueError):
     """Raised inside an importer for one bad line; becomes a :class:`Rejection`."""
 
 
+NUL: Final = "\x00"
+
+MAX_LENGTHS: Final[Mapping[str, int]] = {
+    "pattern": 32,
+    "list_code": 32,
+    "ncic_number": 16,
+    "case_number": 64,
+    "originating_agency": 16,
+    "vehicle_make": 32,
+    "vehicle_model": 32,
+    "vehicle_colour": 32,
+}
+"""The longest text each field may hold: the widths of its ``hot_list_entries`` column.
+
+Plates (10) and states (2) are held to their widths when they are validated.
+"""
+
+
+def refuse_nul(text: str, where: str) -> None:
+    """Refuse text holding U+0000, which PostgreSQL cannot store.
+
+    Raises:
+        LineError: If ``text`` holds it; the reason names ``where``.
+    """
+    if NUL in text:
+        raise LineError(f"{where} holds the NUL character (U+0000), which cannot be stored")
+
+
+def within_lengths(entry: ImportedEntry) -> ImportedEntry:
+    """``entry`` unchanged if each of its fields fits its column (:data:`MAX_LENGTHS`).
+
+    Raises:
+        LineError: If a field is too long; the reason names the field.
+    """
+    for field_name, limit in MAX_LENGTHS.items():
+        value: str | None = getattr(entry, field_name)
+        if value is not None and len(value) > limit:
+            raise LineError(f"{field_name} has {len(value)} characters; at most {limit} allowed")
+    return entry
+
+
 class _Keyed(Protocol):
     @property
     def plate(self) -> str | None: ...
@@ -174,14 +215,18 @@ def diff(old_entries: Iterable[_Keyed], new_entries: Iterable[_Keyed]) -> EntryD
 def decode_lines(data: bytes, *, encoding: str) -> list[str]:
     """Decode a file into lines without their line endings.
 
+    A line holding a NUL byte in a file that is otherwise valid text is returned as it is:
+    the importer refuses that line (:func:`refuse_nul`) and imports the others.
+
     Raises:
-        MalformedFile: If the bytes are binary or not valid text in ``encoding``.
+        MalformedFile: If the bytes are binary (NUL bytes and not valid text) or not valid
+            text in ``encoding``.
     """
-    if b"\x00" in data:
-        raise MalformedFile("file is binary (contains NUL bytes), not a text hot list")
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as error:
+        if b"\x00" in data:
+            raise MalformedFile("file is binary (contains NUL bytes), not a text hot list")
         raise MalformedFile(
             f"file is not valid {encoding} text (byte {error.start} cannot be decoded)"
         )
@@ -319,8 +364,13 @@ def entry_from_fields(
     A plate with ``*`` or ``?`` is taken as a pattern. Blank fields are ``None``.
 
     Raises:
-        LineError: If neither plate nor pattern is usable, or the state or a date is invalid.
+        LineError: If neither plate nor pattern is usable, the state or a date is invalid,
+            a field is longer than its column, or a field or annotation holds U+0000.
     """
+    annotations = tuple(annotations)
+    for name, value in (*fields.items(), *annotations):
+        refuse_nul(name, "a column name")
+        refuse_nul(value, name)
     raw_plate = fields.get("plate", "")
     raw_pattern = fields.get("pattern", "")
     if raw_plate.strip():
@@ -334,7 +384,7 @@ def entry_from_fields(
     expiry = parse_date(fields.get("expiry_date", ""), "expiry_date")
     check_dates(effective, expiry)
     list_code = text_or_none(fields.get("list_code"))
-    return ImportedEntry(
+    entry = ImportedEntry(
         line=line,
         plate=plate,
         state=state,
@@ -351,3 +401,4 @@ def entry_from_fields(
         expiry_date=expiry,
         annotations=tuple((name, value) for name, value in annotations if value.strip()),
     )
+    return within_lengths(entry)

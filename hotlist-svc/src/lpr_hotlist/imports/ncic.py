@@ -26,8 +26,9 @@ ORI ``LA0570200``, plate type and style ``MC`` for a Yamaha motorcycle) and the 
 codes. They are kept only when they have the NCIC shape.
 
 A line is refused when the list code is unknown, the date is not a date, the plate is not
-a valid plate or the state not a valid code. Descriptive fields (years, make, model,
-colour) never cause a refusal; a year that is not four digits is left out.
+a valid plate or the state not a valid code, when it holds the NUL character, or when the
+colour (the rest of the line) is longer than its column. Descriptive fields (years, make,
+model, colour) otherwise never cause a refusal; a year that is not four digits is left out.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ from lpr_hotlist.imports.model import (
     finish,
     parse_date,
     parse_year,
+    refuse_nul,
     text_or_none,
+    within_lengths,
 )
 
 FORMAT: Final = "ncic"
@@ -65,6 +68,7 @@ def parse_ncic_line(text: str, line: int) -> ImportedEntry:
     Raises:
         LineError: If the line cannot be an entry.
     """
+    refuse_nul(text, "line")
     if len(text) < MIN_LINE_LENGTH:
         raise LineError(
             f"line has {len(text)} characters; the NCIC layout needs at least "
@@ -84,7 +88,7 @@ def parse_ncic_line(text: str, line: int) -> ImportedEntry:
     state = checked_state(text[37:39], required=True)
     nic = text[0:10]
     ori = text[10:19]
-    return ImportedEntry(
+    entry = ImportedEntry(
         line=line,
         plate=plate,
         state=state,
@@ -101,6 +105,7 @@ def parse_ncic_line(text: str, line: int) -> ImportedEntry:
         vehicle_colour=text_or_none(text[58:]),
         effective_date=effective,
     )
+    return within_lengths(entry)
 
 
 def parse_ncic(data: bytes, *, encoding: str = "ascii") -> ImportResult:
