@@ -33,6 +33,9 @@ JSON = "application/json"
         ),
         ("/x", b"", JSON, json.dumps({"k\x00": 1}).encode(), "k\ufffd"),
         ("/x", b"", "application/x-www-form-urlencoded", b"username=ofc%00x&p=1", "username"),
+        # A lone UTF-16 surrogate: no UTF-8 writer (the log, the answer) can write it.
+        ("/x", b"", JSON, b'{"purpose": "stolen\\ud800", "ok": "\\ud83d\\ude00"}', "purpose"),
+        ("/x", b"", JSON, b'{"ok": "\\uD83D\\uDE00"}', None),
         # Not U+0000: a backslash followed by "u0000", as JSON escapes it.
         ("/x", b"", JSON, json.dumps({"note": "\\u0000"}).encode(), None),
         # Bytes (an image, a multipart upload) and bodies that are not JSON are not read here.

@@ -8,6 +8,7 @@ of conftest.py (answering with the documented headers), plus a hot-list stand-in
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from gateway.tests.conftest import (
     AuditSpy,
     Gateway,
     gateway_settings,
+    open_gateway,
     problem,
     upstream_app,
 )
@@ -74,6 +76,33 @@ async def test_d2_partner_gets_a_token_with_client_credentials_and_searches(
     assert (context["subject_kind"], context["agency"]) == ("partner", PARTNER_AGENCY)
     assert (context["purpose"], context["case_number"]) == ("stolen_vehicle", CASE)
     assert context["mou_id"] == str(client.mou_id)
+
+
+async def test_d2_context_states_the_mou_lookback_for_reads_by_id(gateway: Gateway) -> None:
+    # A read by id states no time range for the policy to check: the owner holds another
+    # agency to its MOU's lookback by the context's not_before (no earlier capture time).
+    client = await gateway.partner(lookback=30)
+    outsider = await gateway.user("nv.by.id", ["officer"], agency=PARTNER_AGENCY)
+    officer = await gateway.user("ofc.by.id", ["officer"])
+    read = "/v1/reads/3f7c1a52-0000-4000-8000-000000000002"
+    stated = {}
+    for name, headers in (
+        ("partner", gateway.partner_token(client)),
+        ("outsider", gateway.token(outsider)),
+        ("officer", gateway.token(officer)),
+    ):
+        before = datetime.now(UTC)
+        response = await gateway.client.get(read, headers={**headers, **PURPOSE})
+        after = datetime.now(UTC)
+        assert response.status_code == 200, (name, response.text)
+        not_before = response.json()["context"]["not_before"]
+        stated[name] = not_before
+        if not_before is not None:
+            moment = datetime.fromisoformat(not_before) + timedelta(days=30)
+            assert before <= moment <= after, (name, not_before)
+    assert stated["partner"] is not None
+    assert stated["outsider"] is not None
+    assert stated["officer"] is None
 
 
 async def test_d1_partner_search_writes_a_dissemination_record_with_counts_and_ids(
@@ -369,3 +398,72 @@ async def test_openapi_has_a_partner_tag_with_examples(gateway: Gateway) -> None
     }
     assert "429" in search["responses"]
     assert "X-LPR-Marking" in search["responses"]["200"]["headers"]
+
+
+async def test_d2_a_search_body_is_read_as_the_service_reads_it(gateway: Gateway) -> None:
+    # The gateway once read the body only when the content type held "json" in lower case;
+    # recognition-svc reads "application/JSON" as JSON all the same, and the policy then
+    # decided on a ``since`` query parameter the service ignores: 300 days under 30.
+    client = await gateway.partner(lookback=30)
+    now = datetime.now(UTC)
+    body = {
+        "purpose": "stolen_vehicle",
+        "case_number": CASE,
+        "plate": "ABC123",
+        "time_range": {"start": (now - timedelta(days=300)).isoformat(), "end": now.isoformat()},
+    }
+    headers = {
+        **gateway.partner_token(client),
+        "X-LPR-Purpose": "stolen_vehicle",
+        "X-LPR-Case-Number": CASE,
+    }
+    since = {"since": (now - timedelta(days=7)).isoformat()}
+    upper = await gateway.client.post(
+        "/v1/reads/search",
+        params=since,
+        headers={**headers, "Content-Type": "application/JSON"},
+        content=json.dumps(body).encode(),
+    )
+    assert upper.status_code == 403, upper.text
+    assert problem(upper)["rule"] == "mou-lookback"
+    # A body the gateway cannot read as a JSON object is refused, never decided on headers.
+    unreadable = await gateway.client.post(
+        "/v1/reads/search",
+        params=since,
+        headers={**headers, "Content-Type": "application/json"},
+        content=b"[1, 2]",
+    )
+    assert unreadable.status_code == 422
+    assert problem(unreadable)["errors"][0]["field"] == "body"
+    assert gateway.audit.last()["rule"] == "unreadable-body"
+
+
+@pytest.fixture
+async def agency_limited_gateway(
+    service_env: dict[str, str], session: AsyncSession, audit_spy: AuditSpy
+) -> AsyncIterator[Gateway]:
+    """A gateway limiting the partner agency to bursts of 2."""
+    settings = gateway_settings(gateway_partner_rate_limits={PARTNER_AGENCY: "6/2"})
+    async for opened in open_gateway(settings, session, audit_spy):
+        yield opened
+
+
+async def test_d2_a_user_of_the_partner_agency_is_held_to_its_rate_limit(
+    agency_limited_gateway: Gateway,
+) -> None:
+    gateway = agency_limited_gateway
+    await gateway.partner()  # the MOU with the partner agency
+    # A user account of the partner agency is served under the same MOU, as a partner.
+    outsider = await gateway.user("nv.analyst", ["officer"], agency=PARTNER_AGENCY)
+    since = (datetime.now(UTC) - timedelta(days=7)).isoformat()
+    headers = {**gateway.token(outsider), "X-LPR-Purpose": "stolen_vehicle"}
+    statuses = [
+        (
+            await gateway.client.get(
+                "/v1/hits", params={"plate": "ABC123", "since": since}, headers=headers
+            )
+        ).status_code
+        for _ in range(5)
+    ]
+    assert statuses[0] == 200, statuses
+    assert 429 in statuses, statuses

@@ -103,7 +103,7 @@ async def json_body(request: Request, model: type[Model]) -> Model:
             [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
         )
     try:
-        if not _declares_json(request.headers.get("content-type")):
+        if not declares_json(request.headers.get("content-type")):
             # FastAPI validates such a body as the raw bytes it is (and refuses it).
             return model.model_validate(body, from_attributes=True)
         return model.model_validate_json(body)
@@ -115,7 +115,7 @@ async def json_body(request: Request, model: type[Model]) -> Model:
         ) from error
 
 
-def _declares_json(content_type: str | None) -> bool:
+def declares_json(content_type: str | None) -> bool:
     """Whether FastAPI would parse a body of ``content_type`` as JSON (strict by default).
 
     ``application/json`` or any ``application/*+json``; no Content-Type at all is not.

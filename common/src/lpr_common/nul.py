@@ -22,8 +22,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lpr_common.errors import InvalidInput, problem_response
 
 NUL = "\x00"
-NUL_REASON = "must not contain the NUL character (U+0000)"
+NUL_REASON = "must not contain the NUL character (U+0000) or a lone surrogate"
 _JSON_NUL = b"\\u0000"
+# How JSON spells a UTF-16 surrogate; a valid pair decodes to one character, a lone half
+# stays a lone surrogate that no UTF-8 encoder (the log's, a response's) can write.
+_JSON_SURROGATES = (b"\\ud", b"\\uD")
 
 
 def _media_type(content_type: str | None) -> str:
@@ -43,7 +46,7 @@ def screened(content_type: str | None) -> bool:
 
 
 def _printable(name: str) -> str:
-    return name.replace(NUL, "\ufffd")
+    return name.replace(NUL, "\ufffd").encode("utf-8", "replace").decode("utf-8")
 
 
 def _in_pairs(encoded: str) -> str | None:
@@ -53,13 +56,23 @@ def _in_pairs(encoded: str) -> str | None:
     return None
 
 
+def _unstorable(text: str) -> bool:
+    if NUL in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _in_document(document: Any, prefix: str) -> str | None:
     if isinstance(document, str):
-        return prefix or "body" if NUL in document else None
+        return prefix or "body" if _unstorable(document) else None
     if isinstance(document, dict):
         for key, value in document.items():
             path = f"{prefix}.{_printable(key)}" if prefix else _printable(key)
-            if NUL in key:
+            if _unstorable(key):
                 return path
             found = _in_document(value, path)
             if found is not None:
@@ -75,8 +88,9 @@ def _in_document(document: Any, prefix: str) -> str | None:
 def nul_field(path: str, query_string: bytes, content_type: str | None, body: bytes) -> str | None:
     """The first field of a request holding U+0000 (``None``: there is none).
 
-    ``path`` is the decoded path; a body that is not valid JSON is left to the parser that
-    refuses it.
+    In a JSON body a string holding a lone surrogate (``"\\ud800"``) counts too: nothing
+    can write it as UTF-8, not the log, not even the refusal naming it. ``path`` is the
+    decoded path; a body that is not valid JSON is left to the parser that refuses it.
     """
     if NUL in path:
         return "path"
@@ -88,7 +102,7 @@ def nul_field(path: str, query_string: bytes, content_type: str | None, body: by
         return None
     media_type = _media_type(content_type)
     if _is_json(media_type):
-        if _JSON_NUL not in body:
+        if _JSON_NUL not in body and not any(s in body for s in _JSON_SURROGATES):
             return None
         try:
             document = json.loads(body)

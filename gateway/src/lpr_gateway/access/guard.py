@@ -27,6 +27,7 @@ from lpr_common.errors import (
     RateLimited,
     Unauthenticated,
 )
+from lpr_common.lanes import declares_json
 from lpr_common.nul import NUL, NUL_REASON, nul_field
 from lpr_common.plates import InvalidPlate, normalize_plate
 from lpr_gateway.access import audit, rate_limit
@@ -94,7 +95,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _json_body(request: Request, body: bytes) -> dict[str, Any] | None:
-    if not body or "json" not in request.headers.get("content-type", ""):
+    # JSON exactly when the owning service will read it as JSON (lanes and FastAPI alike):
+    # the context the policy decides on must be the one the service acts on.
+    if not body or not declares_json(request.headers.get("content-type")):
         return None
     try:
         parsed = json.loads(body)
@@ -113,16 +116,38 @@ def _parse_time(value: object) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _since(payload: dict[str, Any] | None, request: Request) -> datetime | None:
+def _since(
+    payload: dict[str, Any] | None, request: Request, *, body_only: bool = False
+) -> datetime | None:
     time_range = (payload or {}).get("time_range")
     if isinstance(time_range, dict):
         for name in ("start", "from", "since"):
             if name in time_range:
                 return _parse_time(time_range[name])
+    if body_only:
+        return None
     for name in ("since", "from", "start"):
         if name in request.query_params:
             return _parse_time(request.query_params[name])
     return None
+
+
+# The access log hashes a canonical JSON whose numbers are doubles: an integer beyond
+# 2**53 cannot be recorded exactly, and audit-svc refuses it rather than log it rounded.
+_EXACT_INTEGER = 2**53
+
+
+def _loggable(value: Any) -> Any:
+    """``value`` as the access log can hold it: integers beyond 2**53 as their digits."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -_EXACT_INTEGER <= value <= _EXACT_INTEGER else str(value)
+    if isinstance(value, list):
+        return [_loggable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _loggable(item) for key, item in value.items()}
+    return value
 
 
 def _text(value: object) -> str | None:
@@ -152,7 +177,7 @@ def access_context(
         offense=values["offense"],
         case_number=values["case_number"],
         reason=values["reason"],
-        since=_since(payload, request),
+        since=_since(payload, request, body_only=rule.body_context),
         now=request.state.now,
     )
 
@@ -310,7 +335,10 @@ async def check(
         raise await _deny(
             app, event, InvalidInput.field(nul, NUL_REASON), rule="nul-character", durable=durable
         )
-    if principal.kind is SubjectKind.PARTNER:
+    # Partners, and users of a partner agency served under its MOU (D.2).
+    if principal.kind is SubjectKind.PARTNER or (
+        principal.kind is SubjectKind.USER and principal.agency != settings.agency
+    ):
         try:
             await limiter_of(app, settings).check(app.state.engine, principal.id, principal.agency)
         except RateLimited as error:
@@ -329,6 +357,16 @@ async def check(
                 session.expunge(record)
         cache.put(principal.kind.value, principal.id, principal, subject, generation)
     payload = _json_body(request, body)
+    if rule.body_context and body and payload is None:
+        # The policy decides on this body's purpose, case and time range: one the gateway
+        # cannot read as a JSON object is refused, never decided from headers instead.
+        raise await _deny(
+            app,
+            event,
+            InvalidInput.field("body", "must be a JSON object sent as application/json"),
+            rule="unreadable-body",
+            durable=durable,
+        )
     access = access_context(request, rule, payload, settings)
     engine: PolicyEngine = app.state.policy
     decision = engine.decide(subject, rule.resource, rule.action, access)
@@ -338,7 +376,7 @@ async def check(
     if payload is not None and rule.body_context:
         event.query = {
             **(event.query or {}),
-            **{k: payload[k] for k in SEARCH_FIELDS if k in payload},
+            **{k: _loggable(payload[k]) for k in SEARCH_FIELDS if k in payload},
         }
     if not decision.allowed:
         reason = _camera_reason(decision, principal)
