@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lpr_audit.app import create_app
@@ -247,6 +249,119 @@ async def test_export_bundle_verifies_offline_and_tampering_is_caught(
     assert broken.first_break is not None
     assert broken.first_break.kind == TamperKind.ALTERED
     assert broken.first_break.seq == landed["first_seq"]
+
+
+@pytest.mark.parametrize("bounds", ["from-to", "from-only"])
+async def test_export_refuses_a_chain_truncated_below_a_signed_checkpoint(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    service_headers: ServiceHeaders,
+    context_headers: Callable[..., dict[str, str]],
+    checkpoint_key: Ed25519PrivateKey,
+    bounds: str,
+) -> None:
+    """Records deleted from the end below a signed checkpoint are not exported away.
+
+    The export must neither end quietly at the shortened tail nor sign a checkpoint there.
+    """
+    landed = await post_events(client, service_headers, [event(plate="7REV123")] * 4)
+    first, last = landed["first_seq"], landed["last_seq"]
+    signed = await repository.sign_stored(session, ACCESS, checkpoint_key, last)
+    assert signed is not None
+    # A superuser switches the append-only trigger off and removes the last two records.
+    await session.execute(text("SET LOCAL session_replication_role = replica"))
+    await session.execute(
+        text("DELETE FROM audit.access_events WHERE seq >= :seq"), {"seq": last - 1}
+    )
+    await session.execute(text("SET LOCAL session_replication_role = origin"))
+    online = await repository.verify_stored(
+        session, ACCESS, [checkpoint_key.public_key()], first=first
+    )
+    assert not online.report.ok
+
+    path = "/v1/audit/exports"
+    params = {"format": "jsonl", "from_seq": first, "to_seq": last}
+    if bounds == "from-only":
+        del params["to_seq"]
+    response = await client.get(path, params=params, headers=context_headers("GET", path))
+    assert response.status_code == 409, response.text
+    assert f"records {last - 1}..{last} are missing" in response.json()["detail"]
+    # Nothing was signed over the shortened chain.
+    assert not await repository.checkpoints_between(session, ACCESS, last - 2, last - 2)
+
+
+async def test_a_time_window_export_refuses_when_its_last_records_were_deleted(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    service_headers: ServiceHeaders,
+    context_headers: Callable[..., dict[str, str]],
+) -> None:
+    """A window cannot see records deleted at its end; the link to the next record can."""
+    window = await post_events(client, service_headers, [event(plate="7WIN123")] * 2)
+    await asyncio.sleep(0.01)
+    later = await post_events(client, service_headers, [event(plate="7WIN123")])
+    records = await repository.records_between(
+        session, ACCESS, window["first_seq"], later["first_seq"]
+    )
+    start, end = records[0].fields["recorded_at"], records[-1].fields["recorded_at"]
+    assert start != end
+    path = "/v1/audit/exports"
+    params = {"from": start, "to": end}
+    intact = await client.get(path, params=params, headers=context_headers("GET", path))
+    assert intact.status_code == 200, intact.text
+    assert intact.headers["X-LPR-Result-Count"] == "2"
+
+    await session.execute(text("SET LOCAL session_replication_role = replica"))
+    await session.execute(
+        text("DELETE FROM audit.access_events WHERE seq = :seq"), {"seq": window["last_seq"]}
+    )
+    response = await client.get(path, params=params, headers=context_headers("GET", path))
+    assert response.status_code == 409, response.text
+    assert f"record {window['last_seq']} is missing" in response.json()["detail"]
+
+
+async def test_auditor_query_cannot_be_blinded_by_an_unhashed_copied_column(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    service_headers: ServiceHeaders,
+    context_headers: Callable[..., dict[str, str]],
+    checkpoint_key: Ed25519PrivateKey,
+) -> None:
+    """Blanking the queried ``plate`` copy hides a search from the plate query; verify says so."""
+    plate = "7HID456"
+    landed = await post_events(client, service_headers, [event(plate=plate)])
+    seq = landed["first_seq"]
+    await session.execute(text("SET LOCAL session_replication_role = replica"))
+    await session.execute(
+        text("UPDATE audit.access_events SET plate = NULL WHERE seq = :seq"), {"seq": seq}
+    )
+    await session.execute(text("SET LOCAL session_replication_role = origin"))
+
+    path = "/v1/audit/events"
+    response = await client.get(
+        path, params={"plate": plate, "after_seq": seq - 1}, headers=context_headers("GET", path)
+    )
+    assert response.status_code == 200, response.text
+    assert seq not in [item["seq"] for item in response.json()["items"]]
+
+    stored = await repository.verify_stored(
+        session, ACCESS, [checkpoint_key.public_key()], first=seq, last=seq
+    )
+    assert not stored.report.ok
+    assert stored.report.first_break is not None
+    assert (stored.report.first_break.seq, stored.report.first_break.kind) == (
+        seq,
+        TamperKind.ALTERED,
+    )
+    assert "the plate column" in stored.report.first_break.detail
+    path = "/v1/audit/verification"
+    online = await client.get(
+        path, params={"from_seq": seq, "to_seq": seq}, headers=context_headers("GET", path)
+    )
+    body = online.json()
+    assert body["ok"] is False, json.dumps(body)
+    assert body["first_break"]["seq"] == seq
+    assert "the plate column" in body["first_break"]["detail"]
 
 
 async def test_on_demand_checkpoint_signs_the_tail(

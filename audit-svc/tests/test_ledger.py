@@ -355,6 +355,41 @@ async def test_superuser_tampering_is_caught_with_its_kind_and_seq(
     assert after.report.first_break.seq == target
 
 
+COPIED_COLUMN_TAMPERING = {
+    "plate": "plate = NULL",
+    "outcome": "outcome = 'denied'",
+    "subject_id": "subject_id = 'someone-else'",
+    "occurred_at": "occurred_at = occurred_at - interval '1 microsecond'",
+}
+
+
+@pytest.mark.parametrize("column", sorted(COPIED_COLUMN_TAMPERING))
+async def test_a_changed_query_column_is_caught_naming_its_seq_and_column(
+    append: Append, session: AsyncSession, checkpoint_key: Ed25519PrivateKey, column: str
+) -> None:
+    landed = await append(3)
+    target = landed.first_seq + 1
+    keys = [checkpoint_key.public_key()]
+    before = await repository.verify_stored(
+        session, ACCESS, keys, first=landed.first_seq, last=landed.last_seq
+    )
+    assert before.report.ok, before.report.to_json()
+    # The copies are not hashed, yet auditors' queries and reports select by them.
+    await session.execute(text("SET LOCAL session_replication_role = replica"))
+    await session.execute(
+        text(f"UPDATE audit.access_events SET {COPIED_COLUMN_TAMPERING[column]} WHERE seq = :k"),
+        {"k": target},
+    )
+    after = await repository.verify_stored(
+        session, ACCESS, keys, first=landed.first_seq, last=landed.last_seq
+    )
+    assert not after.report.ok
+    assert after.report.first_break is not None
+    assert after.report.first_break.kind == TamperKind.ALTERED
+    assert after.report.first_break.seq == target
+    assert f"the {column} column of record {target}" in after.report.first_break.detail
+
+
 async def test_rewriting_the_rest_of_the_chain_is_caught_by_a_signed_checkpoint(
     append: Append,
     writer_engine: AsyncEngine,

@@ -218,11 +218,12 @@ def verify_chain(
                 if end is not None
                 else f"a signed checkpoint vouches for seq {claimed_end}"
             )
-            link_break = ChainBreak(
-                present_through + 1,
-                TamperKind.DELETED,
-                f"records {present_through + 1}..{claimed_end} are missing; {reason}",
+            missing = (
+                f"record {claimed_end} is missing"
+                if present_through + 1 == claimed_end
+                else f"records {present_through + 1}..{claimed_end} are missing"
             )
+            link_break = ChainBreak(present_through + 1, TamperKind.DELETED, f"{missing}; {reason}")
 
     attested: int | None = None
     verified_keys: set[str] = set()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +18,9 @@ from lpr_audit.chain import (
     Checkpoint,
     CheckpointProblem,
     SealedRecord,
+    TamperKind,
     VerificationReport,
+    parse_timestamp,
     sign_checkpoint,
     verify_chain,
 )
@@ -169,6 +171,106 @@ async def sign_stored(
     return checkpoint
 
 
+async def claimed_end(executor: Executor, spec: ChainSpec) -> int | None:
+    """Where the chain must reach: its stored tail or its highest checkpoint, if further.
+
+    Records deleted from the end leave a checkpoint above the stored tail; this is the end
+    that verification and exports must hold the chain to. None for an empty chain.
+    """
+    bounds = await seq_bounds(executor, spec)
+    latest = await latest_checkpoint(executor, spec)
+    known = [bounds[1]] if bounds else []
+    if latest is not None:
+        known.append(latest.seq)
+    return max(known, default=None)
+
+
+def _copy_matches(copied: Any, hashed: Any) -> bool:
+    """Whether a copied query column holds the value of its field in the hashed ``fields``."""
+    if isinstance(copied, datetime):
+        try:
+            return isinstance(hashed, str) and parse_timestamp(hashed) == copied
+        except ValueError:
+            return False
+    return type(copied) is type(hashed) and bool(copied == hashed)
+
+
+def _copy_break(
+    spec: ChainSpec, seq: int, fields: dict[str, Any], copies: Sequence[Any]
+) -> ChainBreak | None:
+    for column, copied in zip(spec.columns, copies, strict=True):
+        if not _copy_matches(copied, fields.get(column)):
+            return ChainBreak(
+                seq,
+                TamperKind.ALTERED,
+                f"the {column} column of record {seq} differs from its hashed fields: "
+                f"queries and reports that select by {column} read a changed value",
+            )
+    return None
+
+
+async def _records_checking_copies(
+    executor: Executor, spec: ChainSpec, first: int, last: int
+) -> tuple[list[SealedRecord], ChainBreak | None]:
+    """The records of ``first..last`` and the first whose copied columns disagree with ``fields``.
+
+    The copied columns are not hashed, yet auditors' queries and reports select by them;
+    a copy that no longer matches the hashed fields is tampering like any other.
+    """
+    result = await executor.execute(
+        text(
+            f"SELECT seq, prev_hash, hash, fields, {', '.join(spec.columns)} "
+            f"FROM {spec.qualified_table} WHERE seq BETWEEN :first AND :last ORDER BY seq"
+        ),
+        {"first": first, "last": last},
+    )
+    records: list[SealedRecord] = []
+    first_break: ChainBreak | None = None
+    for row in result:
+        seq, fields = int(row[0]), _fields(row[3])
+        records.append(SealedRecord(seq=seq, prev_hash=row[1], hash=row[2], fields=fields))
+        if first_break is None:
+            first_break = _copy_break(spec, seq, fields, tuple(row[4:]))
+    return records, first_break
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedRange:
+    """One range verified as stored: the report, and the records and checkpoints it checked."""
+
+    report: VerificationReport
+    records: list[SealedRecord]
+    checkpoints: list[Checkpoint]
+
+
+async def anchor_before(executor: Executor, spec: ChainSpec, first: int) -> ChainHead | None:
+    """The stored record just before ``first`` as a head to link to; None at 1 or if missing."""
+    if first <= 1:
+        return None
+    before = await record_at(executor, spec, first - 1)
+    return None if before is None else ChainHead(before.seq, before.hash)
+
+
+async def verify_range(
+    executor: Executor,
+    spec: ChainSpec,
+    public_keys: Sequence[Ed25519PublicKey],
+    first: int,
+    last: int,
+    *,
+    anchor: ChainHead | None,
+) -> VerifiedRange:
+    """Verify the stored ``first..last`` (all must be present), its checkpoints and copies."""
+    records, copy_break = await _records_checking_copies(executor, spec, first, last)
+    checkpoints = await checkpoints_between(executor, spec, max(first - 1, 1), last)
+    report = verify_chain(records, checkpoints, public_keys, (first, last), anchor=anchor)
+    if copy_break is not None and (
+        report.first_break is None or copy_break.seq < report.first_break.seq
+    ):
+        report = replace(report, ok=False, first_break=copy_break)
+    return VerifiedRange(report, records, checkpoints)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredVerification:
     """A verification of stored records, with the chain it was run on."""
@@ -191,34 +293,21 @@ async def verify_stored(
     Each segment is verified anchored on the previous one's last hash, so memory stays
     bounded while the whole chain is still checked link by link. Without ``last`` the
     range runs to the stored tail or to the highest signed checkpoint, whichever is
-    further, so records deleted from the end are caught too.
+    further, so records deleted from the end are caught too. The columns copied out of
+    ``fields`` for queries are compared with ``fields``, so a changed copy is caught too.
     """
-    bounds = await seq_bounds(executor, spec)
-    latest = await latest_checkpoint(executor, spec)
     start = first if first is not None else 1
-    if last is not None:
-        end = last
-    else:
-        known = [bounds[1]] if bounds else []
-        if latest is not None:
-            known.append(latest.seq)
-        end = max(known, default=0)
+    end = last if last is not None else (await claimed_end(executor, spec) or 0)
     if end < start:
         empty = verify_chain([], [], public_keys, None)
         return StoredVerification(spec.name, empty)
 
-    anchor: ChainHead | None = None
-    if start > 1:
-        before = await record_at(executor, spec, start - 1)
-        anchor = None if before is None else ChainHead(before.seq, before.hash)
-
+    anchor = await anchor_before(executor, spec, start)
     reports: list[VerificationReport] = []
     low = start
     while low <= end:
         high = min(low + segment - 1, end)
-        records = await records_between(executor, spec, low, high)
-        checkpoints = await checkpoints_between(executor, spec, max(low - 1, 1), high)
-        report = verify_chain(records, checkpoints, public_keys, (low, high), anchor=anchor)
+        report = (await verify_range(executor, spec, public_keys, low, high, anchor=anchor)).report
         reports.append(report)
         if report.first_break is not None:
             break

@@ -15,10 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lpr_audit.chain import (
     CanonicalEncodingError,
+    ChainHead,
     Checkpoint,
     load_or_create_checkpoint_key,
     load_public_keys_pem,
     public_keys_pem,
+    sign_checkpoint,
 )
 from lpr_audit.chain.checkpoints import CHECKPOINT_KEY_NAME
 from lpr_audit.ledger import repository
@@ -139,6 +141,17 @@ class Ledger:
         """Sign and store a checkpoint at ``seq`` (default the tail); None for an empty chain."""
         async with self.engine.connect() as connection, connection.begin():
             return await repository.sign_stored(connection, spec, self.key, seq)
+
+    async def sign_verified(self, spec: ChainSpec, head: ChainHead) -> Checkpoint:
+        """Sign and store a checkpoint of ``head``, a record the caller has just verified.
+
+        The hash signed is the one verified, not one read again: a row changed in between
+        cannot slip under the signature.
+        """
+        checkpoint = sign_checkpoint(self.key, head)
+        async with self.engine.connect() as connection, connection.begin():
+            await repository.insert_checkpoint(connection, spec, checkpoint)
+        return checkpoint
 
     def _appended(self, spec: ChainSpec, count: int) -> None:
         self._since_checkpoint[spec.name] += count

@@ -2,7 +2,8 @@
 
 A chain table stores, per record, ``seq``/``prev_hash``/``hash`` and ``fields`` (the exact
 JSON the hash covers) plus columns copied out of ``fields`` so auditors can query by index.
-The copied columns are not hashed; verification only trusts ``fields``.
+The copied columns are not hashed; verification compares them with ``fields``
+(:func:`lpr_audit.ledger.repository.verify_stored`), so a changed copy is reported.
 """
 
 from __future__ import annotations
