@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
 from gateway.tests.conftest import Gateway, problem, refused_fields
 from lpr_common.audit_client import AuditEvent
+from lpr_gateway.access import forward
 from lpr_gateway.access.audit import flush_outbox
 from lpr_gateway.access.models import AuditOutbox
+from lpr_gateway.access.subjects import subject_cache
+from lpr_gateway.identity.models import TrainingRecord, User
 
 KEY = "lprcam_outbox-key-00000000000000000000000000000000"
 READ = b'{"captured_at": "2026-11-29T10:00:00Z", "plate": "OUT123"}'
@@ -187,6 +194,87 @@ async def test_alert_stream_flows_through_the_gateway(gateway: Gateway) -> None:
     assert "id: 2" in text_body
 
 
+class SlowAlerts(httpx.AsyncByteStream, httpx.AsyncBaseTransport):
+    """hotlist-svc's alert stream: one alert, ``meanwhile``, a second alert 5 s later."""
+
+    def __init__(self, meanwhile: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.meanwhile = meanwhile
+        self.closed = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            headers={"content-type": "text/event-stream", "X-LPR-Data-Class": "hits"},
+            stream=self,
+        )
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b'id: 1\nevent: alert\ndata: {"n": 1}\n\n'
+        if self.meanwhile is not None:
+            await self.meanwhile()
+        await asyncio.sleep(5)
+        yield b'id: 2\nevent: alert\ndata: {"n": 2, "after": "access ended"}\n\n'
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def relayed_alerts(gateway: Gateway, alerts: SlowAlerts, headers: dict[str, str]) -> str:
+    """What the gateway relays of ``alerts``, once its stream ended."""
+    gateway.app.state.upstream_wires["hotlist"] = alerts
+    response = await gateway.client.get("/v1/alerts/stream", headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    assert '"n": 1' in response.text
+    return response.text
+
+
+async def test_alert_stream_ends_when_the_callers_token_expires(gateway: Gateway) -> None:
+    officer = await gateway.user("ofc.stream.expiry", ["officer"])
+    # A token with two seconds of its lifetime left.
+    issued = datetime.now(UTC) - gateway.issuer.ttl + timedelta(seconds=2)
+    alerts = SlowAlerts()
+    relayed = await relayed_alerts(gateway, alerts, gateway.token(officer, now=issued))
+    assert "access ended" not in relayed
+    assert alerts.closed
+
+
+async def test_alert_stream_ends_once_the_callers_account_is_disabled(gateway: Gateway) -> None:
+    officer = await gateway.user("ofc.stream.disabled", ["officer"])
+    cache = subject_cache(gateway.app)
+    assert cache is not None
+
+    async def disable() -> None:
+        await gateway.session.execute(
+            update(User).where(col(User.id) == officer.id).values(active=False)
+        )
+        cache.clear()  # what the change's NOTIFY does on every replica
+
+    alerts = SlowAlerts(disable)
+    relayed = await relayed_alerts(gateway, alerts, gateway.token(officer))
+    assert "access ended" not in relayed
+    assert alerts.closed
+
+
+async def test_alert_stream_ends_once_the_callers_training_lapses(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(forward, "STREAM_RECHECK_S", 0.2)
+    officer = await gateway.user("ofc.stream.training", ["officer"])
+
+    async def lapse() -> None:
+        # No notification: the periodic decision finds it.
+        await gateway.session.execute(
+            update(TrainingRecord)
+            .where(col(TrainingRecord.user_id) == officer.id)
+            .values(expires_at=datetime.now(UTC) - timedelta(days=1))
+        )
+
+    alerts = SlowAlerts(lapse)
+    relayed = await relayed_alerts(gateway, alerts, gateway.token(officer))
+    assert "access ended" not in relayed
+    assert alerts.closed
+
+
 async def test_upstream_problems_and_statuses_pass_through(gateway: Gateway) -> None:
     officer = await gateway.user("ofc.upstream", ["officer"])
     response = await gateway.client.get(
@@ -240,6 +328,65 @@ async def test_state_changes_upstream_are_audited_before_they_happen(gateway: Ga
     )
     assert response.status_code == 201, response.text
     assert gateway.audit.last()["rule"] == "C.6:officer-manual-entry-with-reason"
+
+
+async def test_a_state_change_forwarded_to_its_owner_has_an_access_result(
+    gateway: Gateway,
+) -> None:
+    officer = await gateway.user("ofc.mutating.result", ["officer"])
+    path = "/v1/alerts/3f7c1a52-0000-4000-8000-0000000000aa/acknowledge"
+    response = await gateway.client.post(
+        path, headers={**gateway.token(officer), "X-LPR-Purpose": "stolen_vehicle"}, json={}
+    )
+    assert response.status_code == 201, response.text
+    decision_id = response.headers["X-LPR-Audit-Event"]
+    [result] = [
+        r for r in await gateway.results() if r["details"]["decision_event_id"] == decision_id
+    ]
+    assert (result["outcome"], result["details"]["upstream_status"]) == ("success", 201)
+    assert result["query"]["record_ids"] == ["r-1", "r-2"]
+
+
+class Refuses(httpx.AsyncBaseTransport):
+    """hotlist-svc refusing an alert step (or unreachable, with ``status`` None)."""
+
+    def __init__(self, status: int | None) -> None:
+        self.status = status
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.status is None:
+            raise httpx.ConnectError("connection refused", request=request)
+        body = {"type": "about:blank", "title": "Conflict", "status": self.status}
+        # A stream, as answers come off the wire.
+        return httpx.Response(self.status, stream=httpx.ByteStream(json.dumps(body).encode()))
+
+
+@pytest.mark.parametrize(
+    ("status", "answered", "outcome", "error"),
+    [(409, 409, "failure", None), (None, 503, "error", "ConnectError")],
+    ids=["refused-by-owner", "owner-unreachable"],
+)
+async def test_a_state_change_the_owner_did_not_make_reads_so_in_the_log(
+    gateway: Gateway, status: int | None, answered: int, outcome: str, error: str | None
+) -> None:
+    officer = await gateway.user("ofc.mutating.refused", ["officer"])
+    gateway.app.state.upstream_wires["hotlist"] = Refuses(status)
+    response = await gateway.client.post(
+        "/v1/alerts/3f7c1a52-0000-4000-8000-0000000000ab/acknowledge",
+        headers={**gateway.token(officer), "X-LPR-Purpose": "stolen_vehicle"},
+        json={},
+    )
+    assert response.status_code == answered, response.text
+    decision = gateway.audit.last()
+    assert (decision["outcome"], decision["subject_id"]) == ("allowed", str(officer.id))
+    [result] = [
+        r
+        for r in await gateway.results()
+        if r["details"]["decision_event_id"] == decision["event_id"]
+    ]
+    assert result["outcome"] == outcome
+    assert result["details"].get("upstream_status") == status
+    assert result["details"].get("upstream_error") == error
 
 
 async def test_each_prefix_goes_to_its_owner_longest_prefix_first(gateway: Gateway) -> None:

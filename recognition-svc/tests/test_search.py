@@ -25,6 +25,8 @@ from lpr_recognition.testing import AGENCY, Camera, jpeg_bytes, metadata
 PARTNER_AGENCY = "NV0020000"
 SACRAMENTO = (38.5816, -121.4944)
 PATH = "/v1/reads/search"
+MOU_LOOKBACK_DAYS = 60
+"""The partner's MOU lookback unless a test says otherwise (searches reach back 30 days)."""
 
 
 def context_headers(
@@ -35,8 +37,18 @@ def context_headers(
     method: str = "POST",
     path: str = PATH,
     mou_id: str | None = None,
+    lookback_days: int | None = MOU_LOOKBACK_DAYS,
 ) -> dict[str, str]:
-    """A signed context as the gateway mints it after allowing the request."""
+    """A signed context as the gateway mints it after allowing the request.
+
+    A partner's (or any MOU caller's) context states the earliest capture time its MOU
+    allows, ``lookback_days`` back; ``None`` mints one as a gateway older than that did.
+    """
+    now = datetime.now(UTC)
+    under_mou = kind == "partner" or mou_id is not None
+    not_before = (
+        now - timedelta(days=lookback_days) if under_mou and lookback_days is not None else None
+    )
     context = RequestContext.model_validate(
         {
             "subject_kind": kind,
@@ -46,9 +58,10 @@ def context_headers(
             "purpose": "stolen_vehicle",
             "case_number": "PD-2026-000123",
             "mou_id": mou_id,
+            "not_before": not_before,
             "method": method,
             "path": path,
-            "issued_at": datetime.now(UTC),
+            "issued_at": now,
         }
     )
     return {"X-LPR-Context": signer.sign(context)}
@@ -458,6 +471,82 @@ async def test_d_images_leaving_the_agency_carry_a_visible_fouo_watermark(
     assert shared.content != image
     # The banner darkens the bottom of a light image: visible, not metadata.
     assert _bottom_band_brightness(shared.content) < _bottom_band_brightness(image) - 40
+
+
+async def test_d2_partner_cannot_fetch_a_read_older_than_its_mou_lookback_by_id(
+    client: httpx.AsyncClient, signer: ContextSigner, camera: Camera
+) -> None:
+    captured_at = datetime.now(UTC) - timedelta(days=400)
+    posted = await camera.post_read(
+        client, metadata(captured_at=captured_at.isoformat()), jpeg_bytes(320, 200)
+    )
+    assert posted.status_code == 202, posted.text
+    read_id = posted.json()["read_id"]
+    paths = [f"/v1/reads/{read_id}", f"/v1/reads/{read_id}/image"]
+
+    def partner(path: str, lookback_days: int) -> dict[str, str]:
+        return context_headers(
+            signer,
+            kind="partner",
+            agency=PARTNER_AGENCY,
+            method="GET",
+            path=path,
+            mou_id="m-1",
+            lookback_days=lookback_days,
+        )
+
+    # The id came from a hit or a search while it was recent; the MOU reaches 30 days back.
+    for path in [*paths, f"/v1/reads/{read_id}/plates/0/crop"]:
+        response = await client.get(path, headers=partner(path, 30))
+        assert response.status_code == 404, (path, response.text)
+        assert response.json()["detail"] == f"no read {read_id}"
+    for path in paths:
+        own = await client.get(path, headers=context_headers(signer, method="GET", path=path))
+        assert own.status_code == 200, (path, own.text)
+        # Not a broken read: under an MOU reaching back far enough it is shared.
+        shared = await client.get(path, headers=partner(path, 401))
+        assert shared.status_code == 200, (path, shared.text)
+
+
+async def test_d2_partner_context_without_the_mou_lookback_is_refused(
+    client: httpx.AsyncClient, signer: ContextSigner, camera: Camera
+) -> None:
+    posted = await camera.post_read(client, metadata(), jpeg_bytes(320, 200))
+    assert posted.status_code == 202, posted.text
+    path = f"/v1/reads/{posted.json()['read_id']}"
+    # As a gateway older than the rule mints it: nothing bounds the age of the data.
+    old_gateway: dict[str, Any] = {
+        "kind": "partner",
+        "agency": PARTNER_AGENCY,
+        "mou_id": "m-1",
+        "lookback_days": None,
+    }
+    read = await client.get(
+        path, headers=context_headers(signer, method="GET", path=path, **old_gateway)
+    )
+    searched = await search(client, signer, body(plate="ABC123"), **old_gateway)
+    for response in (read, searched):
+        assert response.status_code == 403, response.text
+        assert response.json()["rule"] == "mou-lookback"
+
+
+async def test_d2_partner_search_before_its_mou_lookback_is_refused(
+    client: httpx.AsyncClient, signer: ContextSigner, reads: Reads
+) -> None:
+    plate = unique_plate("L")
+    recent = await reads.add(plate, hours_ago=24)
+    await reads.add(plate, hours_ago=40 * 24)
+    partner = {"kind": "partner", "agency": PARTNER_AGENCY, "mou_id": "m-1", "lookback_days": 30}
+    now = datetime.now(UTC)
+    within = {"start": (now - timedelta(days=29)).isoformat(), "end": now.isoformat()}
+    allowed = await search(client, signer, body(plate=plate, time_range=within), **partner)
+    assert allowed.status_code == 200, allowed.text
+    assert read_ids(allowed) == [str(recent.id)]
+    # The gateway refuses this first (mou-lookback); the service holds the same line.
+    beyond = {"start": (now - timedelta(days=45)).isoformat(), "end": now.isoformat()}
+    refused = await search(client, signer, body(plate=plate, time_range=beyond), **partner)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["rule"] == "mou-lookback"
 
 
 def test_watermark_names_the_recipient() -> None:

@@ -55,6 +55,10 @@ class RequestContext(BaseModel):
     purpose: str | None = None
     case_number: str | None = None
     mou_id: str | None = None
+    not_before: datetime | None = None
+    """Earliest capture time of the data this caller may see: for another agency under an
+    MOU, the decision time less the MOU's lookback (D.2). ``None`` on contexts of callers
+    not under an MOU, and on those minted by gateways older than the field."""
     camera_id: str | None = None
     deployment_id: str | None = None
     method: str

@@ -5,36 +5,49 @@ query, the rule that allowed it) is appended while the owner works on the reques
 the answer is held until it is durable. Its ``access.result`` (how many records, which
 ids, the owner's status; read from the answer's headers, docs/internal-api.md) follows
 the answer; when the data leaves its owner's agency, it is written before the answer is
-released, together with the dissemination record.
+released, together with the dissemination record. A state change (an alert step, a
+hot-list entry, a legal hold) has its ``access.decision`` recorded by the guard before it
+is sent on, and its ``access.result`` (what the owner answered) follows the answer too.
+
+A stream (the alerts) is relayed only while the caller may still receive it: it ends when
+the caller's token expires or when the policy, deciding again on the caller's records as
+they are then, no longer allows it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
 import httpx
+import jwt
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from lpr_common.audit_client import AuditClient, AuditEvent, DisseminationRecord, Outcome
 from lpr_common.context import CONTEXT_HEADER, ContextSigner, RequestContext, service_context_auth
-from lpr_common.errors import ServiceUnavailable
+from lpr_common.errors import LprError, ServiceUnavailable
 from lpr_common.http import RetryingTransport, build_client
 from lpr_common.lanes import LaneHandler, request_session
 from lpr_common.service import peer_url
 from lpr_gateway.access import audit
 from lpr_gateway.access.guard import Caller, CallerDep, check, event_headers
+from lpr_gateway.access.identify import Principal, authenticate, build_subject
 from lpr_gateway.access.partner_docs import PARTNER_OPENAPI, PARTNER_TAG
 from lpr_gateway.access.routes import FORWARDED_ROUTES, Owner, RouteRule
+from lpr_gateway.access.subjects import subject_cache
 from lpr_gateway.settings import Settings
+from lpr_policy import PolicyEngine, SubjectKind
 
 RESULT_COUNT_HEADER = "x-lpr-result-count"
 DATA_CLASS_HEADER = "x-lpr-data-class"
@@ -47,6 +60,12 @@ FOUO = "FOUO"
 MARKED_DATA_CLASSES = frozenset({"reads", "hits", "images"})
 SMALL_BODY_BYTES = 1 << 20
 """Answers up to this size (and declaring it) are sent in one write, not streamed."""
+STREAM_RECHECK_S = 30.0
+"""How often the policy decides again whether a caller may still receive a stream."""
+STREAM_CHANGE_POLL_S = 1.0
+"""How soon a stream notices that callers' records changed (the subject cache cleared)."""
+
+_logger = logging.getLogger(__name__)
 
 # Never passed on: hop-by-hop headers, the caller's credentials, and any context header
 # a caller might try to smuggle in (only the gateway mints one).
@@ -116,6 +135,14 @@ def signed_context(request: Request, caller: Caller) -> RequestContext:
     access = caller.access
     assert principal is not None
     camera = principal.camera
+    mou = principal.mou
+    not_before = None
+    if principal.kind.value == "partner" or mou is not None:
+        # Another agency sees data only as far back as its MOU allows (D.2), on lookups by
+        # id too, where no time range is stated for the policy to check (no MOU: none).
+        decided_at = access.now if access is not None else datetime.now(UTC)
+        lookback = mou.max_lookback_days if mou is not None else 0
+        not_before = decided_at - timedelta(days=lookback)
     return RequestContext(
         request_id=caller.request_id,
         subject_kind=principal.kind.value,  # type: ignore[arg-type]
@@ -125,7 +152,8 @@ def signed_context(request: Request, caller: Caller) -> RequestContext:
         roles=list(principal.roles),
         purpose=access.purpose if access else None,
         case_number=access.case_number if access else None,
-        mou_id=str(principal.mou.id) if principal.mou is not None else None,
+        mou_id=str(mou.id) if mou is not None else None,
+        not_before=not_before,
         camera_id=str(camera.id) if camera is not None else None,
         deployment_id=str(camera.deployment_id)
         if camera is not None and camera.deployment_id
@@ -170,7 +198,7 @@ class Answer:
 
 
 def result_event(caller: Caller, answer: Answer | None, error: str | None = None) -> AuditEvent:
-    """The ``access.result`` event of a forwarded read: what the owner's answer carried.
+    """The ``access.result`` event of a forwarded request: what the owner's answer carried.
 
     It repeats who, why and what was asked (so it reads on its own) and points at the
     ``access.decision`` event that allowed the request (``details.decision_event_id``).
@@ -204,9 +232,7 @@ def result_event(caller: Caller, answer: Answer | None, error: str | None = None
     )
 
 
-async def _account(
-    request: Request, caller: Caller, upstream: httpx.Response, *, result: bool
-) -> None:
+async def _account(request: Request, caller: Caller, upstream: httpx.Response) -> None:
     """Record what the answer carries before it is released to the caller.
 
     Data leaving its owner's agency gets a dissemination record (IACP D.1), written with
@@ -216,7 +242,7 @@ async def _account(
     """
     app: FastAPI = request.app
     answer = Answer.of(upstream)
-    event = result_event(caller, answer) if result else None
+    event = result_event(caller, answer)
     principal = caller.principal
     assert principal is not None
     owner_agency, data_class = answer.owner_agency, answer.data_class
@@ -227,8 +253,7 @@ async def _account(
         or owner_agency == principal.agency
     ):
         # Nothing leaves the agency: the result follows the answer.
-        if event is not None:
-            app.state.result_log.post(event)
+        app.state.result_log.post(event)
         return
     access = caller.access
     dissemination = DisseminationRecord(
@@ -245,10 +270,122 @@ async def _account(
         request_id=str(caller.request_id),
     )
     client: AuditClient = app.state.audit
-    writes: list[Coroutine[Any, Any, Any]] = [client.disseminate(dissemination)]
-    if event is not None:
-        writes.append(audit.record(app, event))
-    await asyncio.gather(*writes)
+    await asyncio.gather(client.disseminate(dissemination), audit.record(app, event))
+
+
+def _token_expiry(request: Request, principal: Principal) -> float | None:
+    """When the bearer token this request was allowed with expires (Unix time), if it does.
+
+    The guard verified this very token for this request; only its ``exp`` is read here.
+    """
+    if principal.kind not in {SubjectKind.USER, SubjectKind.PARTNER}:
+        return None
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    try:
+        claims = jwt.decode(token.strip(), options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    expiry = claims.get("exp")
+    return float(expiry) if isinstance(expiry, int | float) else None
+
+
+async def _still_allowed(request: Request, caller: Caller) -> bool:
+    """Decide again, as the guard does, on the caller's records as they are now."""
+    app: FastAPI = request.app
+    settings: Settings = app.state.settings
+    rule, access = caller.rule, caller.access
+    assert rule.resource is not None
+    assert rule.action is not None
+    assert access is not None
+    now = datetime.now(UTC)
+    try:
+        async with request_session(request) as session:
+            # Read afresh (no cache): a disabled account or an expired token refuses here.
+            principal = await authenticate(request, session, b"", settings)
+            subject = await build_subject(session, principal, settings, now)
+    except LprError as error:
+        _logger.info("stream %s ended: %s", caller.request_id, error.detail)
+        return False
+    except Exception:
+        # Access that cannot be confirmed is not continued; the caller may reconnect.
+        _logger.warning(
+            "stream %s ended: access could not be checked", caller.request_id, exc_info=True
+        )
+        return False
+    engine: PolicyEngine = app.state.policy
+    decision = engine.decide(
+        subject, rule.resource, rule.action, dataclasses.replace(access, now=now)
+    )
+    if not decision.allowed:
+        _logger.info("stream %s ended: %s (%s)", caller.request_id, decision.reason, decision.rule)
+    return decision.allowed
+
+
+async def _next_chunk(chunks: AsyncIterator[bytes]) -> bytes | None:
+    try:
+        return await anext(chunks)
+    except StopAsyncIteration:
+        return None
+
+
+async def _relay_while_allowed(
+    request: Request, caller: Caller, upstream: httpx.Response
+) -> AsyncIterator[bytes]:
+    """The owner's stream, for as long as the caller may still receive it.
+
+    It ends when the token the stream was opened with expires, and when the policy no
+    longer allows the caller: decided again every :data:`STREAM_RECHECK_S` seconds, and
+    within :data:`STREAM_CHANGE_POLL_S` of a change to callers' records (the subject
+    cache is cleared on each). The owner's stream is then closed.
+    """
+    principal = caller.principal
+    assert principal is not None
+    expires_at = _token_expiry(request, principal)
+    # Cameras hold no stream; a camera's signed request cannot be authenticated twice.
+    recheck = principal.kind in {SubjectKind.USER, SubjectKind.PARTNER}
+    cache = subject_cache(request.app)
+    generation = cache.generation if cache is not None else 0
+    loop = asyncio.get_running_loop()
+    next_check = loop.time() + STREAM_RECHECK_S
+    chunks = upstream.aiter_raw()
+    pending: asyncio.Task[bytes | None] | None = None
+    try:
+        while True:
+            if pending is None:
+                # A task of its own: a chunk still on its way is not lost to a timer.
+                pending = asyncio.create_task(_next_chunk(chunks))
+            waits = [next_check - loop.time()] if recheck else []
+            if recheck and cache is not None:
+                waits.append(STREAM_CHANGE_POLL_S)
+            if expires_at is not None:
+                waits.append(expires_at - time.time())
+            await asyncio.wait({pending}, timeout=max(0.0, min(waits)) if waits else None)
+            if expires_at is not None and time.time() >= expires_at:
+                return
+            # Checked whether or not a chunk came: a busy stream is checked all the same.
+            changed = cache is not None and cache.generation != generation
+            if recheck and (changed or loop.time() >= next_check):
+                generation = cache.generation if cache is not None else 0
+                next_check = loop.time() + STREAM_RECHECK_S
+                if not await _still_allowed(request, caller):
+                    return
+            if pending.done():
+                chunk = pending.result()
+                pending = None
+                if chunk is None:
+                    return
+                yield chunk
+    finally:
+        try:
+            if pending is not None:
+                pending.cancel()
+                await asyncio.wait({pending})
+                if not pending.cancelled():
+                    pending.exception()  # retrieved: the stream ends either way
+        finally:
+            await upstream.aclose()
 
 
 async def _settle(decision: asyncio.Task[str] | None) -> None:
@@ -297,12 +434,12 @@ async def forward(request: Request, caller: Caller) -> Response:
         upstream.request = outgoing
     except httpx.HTTPError as exc:
         await _settle(decision)
-        if decision is not None:
-            app.state.result_log.post(result_event(caller, None, type(exc).__name__))
+        # A state change may or may not have happened: the log says the owner never answered.
+        app.state.result_log.post(result_event(caller, None, type(exc).__name__))
         raise ServiceUnavailable(f"{rule.owner.value} service unavailable: {type(exc).__name__}")
     try:
         await _settle(decision)
-        await _account(request, caller, upstream, result=decision is not None)
+        await _account(request, caller, upstream)
     except BaseException:
         await upstream.aclose()
         raise
@@ -327,7 +464,7 @@ async def forward(request: Request, caller: Caller) -> Response:
             await upstream.aclose()
         return Response(content, status_code=upstream.status_code, headers=response_headers)
     return StreamingResponse(
-        upstream.aiter_raw(),
+        _relay_while_allowed(request, caller, upstream) if rule.stream else upstream.aiter_raw(),
         status_code=upstream.status_code,
         headers=response_headers,
         background=BackgroundTask(upstream.aclose),

@@ -368,6 +368,36 @@ async def ingest_batch(
     return [outcome for outcome in outcomes if outcome is not None]
 
 
+MOU_LOOKBACK_RULE = "mou-lookback"
+"""The rule that holds another agency to its MOU's lookback, named as the gateway names it."""
+
+
+def under_mou(context: RequestContext) -> bool:
+    """True when another agency calls under an MOU (IACP D.2)."""
+    return context.subject_kind == "partner" or context.mou_id is not None
+
+
+def mou_not_before(context: RequestContext) -> datetime | None:
+    """The earliest capture time an MOU caller may see; ``None`` for anyone else.
+
+    The gateway states it on the signed context (the decision time less the MOU's
+    lookback), so it holds on lookups by id too, where no time range is stated.
+
+    Raises:
+        PolicyDenied: The context of a caller under an MOU does not state it (minted by a
+            gateway older than this rule): without it nothing bounds the data's age.
+    """
+    if not under_mou(context):
+        return None
+    if context.not_before is None:
+        raise PolicyDenied(
+            "the signed context of a caller under an MOU states no lookback limit "
+            "(not_before); the gateway must state the MOU's lookback",
+            rule=MOU_LOOKBACK_RULE,
+        )
+    return context.not_before
+
+
 def visible_to(context: RequestContext, read: Read) -> bool:
     """Whether the signed caller may see this read (the gateway decided on the purpose)."""
     if context.subject_kind == "service":
@@ -375,13 +405,25 @@ def visible_to(context: RequestContext, read: Read) -> bool:
     if context.subject_kind == "camera":
         return (context.camera_id or context.subject_id) == read.camera_id
     if context.subject_kind == "partner":
-        # Another agency under an MOU: the gateway checked its scope and logs the release.
-        return context.mou_id is not None
+        # Another agency under an MOU: the gateway checked its scope and logs the release;
+        # a read captured before the MOU's lookback is as absent to it as a purged one.
+        return (
+            context.mou_id is not None
+            and context.not_before is not None
+            and read.captured_at >= context.not_before
+        )
     return context.agency == read.agency
 
 
 async def get_visible_read(session: AsyncSession, context: RequestContext, read_id: UUID) -> Read:
-    """The read, or 404 when it does not exist or the caller may not see it."""
+    """The read, or 404 when it does not exist or the caller may not see it.
+
+    Raises:
+        PolicyDenied: A caller under an MOU whose context states no lookback limit.
+        NotFound: No such read, or none the caller may see (another agency's, or one
+            captured before its MOU's lookback).
+    """
+    mou_not_before(context)
     read = await repository.get_read(session, read_id)
     if read is None or not visible_to(context, read):
         raise NotFound(f"no read {read_id}")

@@ -39,6 +39,7 @@ from lpr_common.plates import (
 )
 from lpr_common.values import storable_datetime
 from lpr_policy import DEFAULT_CASE_NUMBER_PATTERN, is_vague
+from lpr_recognition.reads.service import MOU_LOOKBACK_RULE, mou_not_before
 from lpr_recognition.search import repository
 from lpr_recognition.search.repository import (
     Box,
@@ -391,7 +392,15 @@ async def search(
 ) -> SearchPage:
     """Run a search for a case and return one page, newest first."""
     owner = owner_agency(context, platform_agency)
+    not_before = mou_not_before(context)
     query, mode, searched = build_query(request, owner=owner, now=now or datetime.now(UTC))
+    if not_before is not None and query.start < not_before:
+        # The gateway refuses this first; a range it let through starts at or after it.
+        raise PolicyDenied(
+            f"time_range.start {query.start.isoformat()} is before {not_before.isoformat()}, "
+            "the earliest the MOU's lookback allows",
+            rule=MOU_LOOKBACK_RULE,
+        )
     await check_known(session, query)
     # One row more than asked tells whether another page exists.
     probe = dataclasses.replace(query, limit=query.limit + 1)
