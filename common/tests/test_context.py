@@ -70,6 +70,22 @@ def test_missing_expired_and_replayed_contexts_are_refused(key: Ed25519PrivateKe
         verifier.verify(header, method="DELETE", path="/v1/hotlists/1")
 
 
+def test_a_context_stating_its_query_is_valid_for_that_query_only(
+    key: Ed25519PrivateKey,
+) -> None:
+    # Captured on its way to a service, it must not serve other plates or another range.
+    verifier = verifier_for(key)
+    bound = ContextSigner(key).sign(make_context(method="GET", path="/v1/hits", query="plate=A"))
+    assert verifier.verify(bound, method="GET", path="/v1/hits", query="plate=A").query == "plate=A"
+    with pytest.raises(Unauthenticated, match="another request"):
+        verifier.verify(bound, method="GET", path="/v1/hits", query="plate=B")
+    with pytest.raises(Unauthenticated, match="another request"):
+        verifier.verify(bound, method="GET", path="/v1/hits", query="")
+    # A context minted without one (a tool calling a service directly) states no query.
+    unbound = ContextSigner(key).sign(make_context(method="GET", path="/v1/hits"))
+    assert verifier.verify(unbound, method="GET", path="/v1/hits", query="plate=B").query is None
+
+
 def test_keys_are_generated_once_and_private(tmp_path: Path) -> None:
     first = load_or_create_ed25519(tmp_path / "keys", "context_ed25519")
     second = load_or_create_ed25519(tmp_path / "keys", "context_ed25519")

@@ -464,3 +464,34 @@ async def test_d2_a_user_of_the_partner_agency_is_held_to_its_rate_limit(
     ]
     assert statuses[0] == 200, statuses
     assert 429 in statuses, statuses
+
+
+async def test_d2_a_captured_context_cannot_be_replayed_for_another_query(
+    gateway: Gateway,
+) -> None:
+    # Bound to method and path only, a context minted for plate A over 7 days was good
+    # for 120 s for any plate and any time range on the same path.
+    client = await gateway.partner(lookback=30)
+    recent = (datetime.now(UTC) - timedelta(days=7)).isoformat()
+    allowed = await gateway.client.get(
+        "/v1/hits",
+        params={"plate": "AAA111", "since": recent},
+        headers={**gateway.partner_token(client), "X-LPR-Purpose": "stolen_vehicle"},
+    )
+    assert allowed.status_code == 200, allowed.text
+    minted = allowed.json()["received_headers"]["x-lpr-context"]
+    transport = gateway.app.state.upstream_transports["hotlist"]
+    async with httpx.AsyncClient(transport=transport, base_url="http://hotlist") as service:
+        replayed = await service.get(
+            "/v1/hits",
+            params={"plate": "BBB222", "since": "2024-01-01T00:00:00+00:00"},
+            headers={"X-LPR-Context": minted},
+        )
+        again = await service.get(
+            "/v1/hits",
+            params={"plate": "AAA111", "since": recent},
+            headers={"X-LPR-Context": minted},
+        )
+    assert replayed.status_code == 401
+    # The query it was minted for still verifies: the binding is exact, not a refusal.
+    assert again.status_code == 200

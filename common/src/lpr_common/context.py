@@ -63,6 +63,9 @@ class RequestContext(BaseModel):
     deployment_id: str | None = None
     method: str
     path: str
+    query: str | None = Field(
+        default=None, description="the raw query string it was minted for; checked if set"
+    )
     issued_at: datetime
 
     def is_external(self, owning_agency: str) -> bool:
@@ -113,8 +116,14 @@ class ContextVerifier:
         self._max_age = max_age
         self._service_keys = service_keys
 
-    def verify(self, header: str | None, *, method: str, path: str) -> RequestContext:
-        """Return the context if the header is authentic, fresh and minted for this request."""
+    def verify(
+        self, header: str | None, *, method: str, path: str, query: str | None = None
+    ) -> RequestContext:
+        """Return the context if the header is authentic, fresh and minted for this request.
+
+        A context stating its query string is valid for that query only: one captured on
+        the way to a service cannot be replayed for other plates or another time range.
+        """
         if not header:
             raise Unauthenticated("missing signed request context; call through the gateway")
         try:
@@ -137,7 +146,11 @@ class ContextVerifier:
         age = datetime.now(UTC) - context.issued_at
         if age > self._max_age or age < -timedelta(seconds=30):
             raise Unauthenticated("expired signed request context")
-        if context.method != method.upper() or context.path != path:
+        if (
+            context.method != method.upper()
+            or context.path != path
+            or (context.query is not None and query is not None and context.query != query)
+        ):
             raise Unauthenticated("signed request context was minted for another request")
         return context
 
@@ -146,7 +159,10 @@ async def verified_context(request: Request) -> RequestContext:
     """FastAPI dependency: the verified context of this request, or 401."""
     verifier: ContextVerifier = request.app.state.context_verifier
     context = verifier.verify(
-        request.headers.get(CONTEXT_HEADER), method=request.method, path=request.url.path
+        request.headers.get(CONTEXT_HEADER),
+        method=request.method,
+        path=request.url.path,
+        query=request.scope.get("query_string", b"").decode("latin-1"),
     )
     request.state.context = context
     return context
@@ -169,7 +185,12 @@ class ContextAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         """Attach the signed context header."""
         values = dict(self._subject())
-        values.update(method=request.method, path=request.url.path, issued_at=datetime.now(UTC))
+        values.update(
+            method=request.method,
+            path=request.url.path,
+            query=request.url.query.decode("latin-1"),
+            issued_at=datetime.now(UTC),
+        )
         request.headers[CONTEXT_HEADER] = self._signer.sign(RequestContext.model_validate(values))
         yield request
 

@@ -129,7 +129,7 @@ async def upstream_clients(app: FastAPI) -> AsyncIterator[None]:
                 await client.aclose()
 
 
-def signed_context(request: Request, caller: Caller) -> RequestContext:
+def signed_context(request: Request, caller: Caller, *, query: str | None = None) -> RequestContext:
     """The context minted for this forwarded request (docs/internal-api.md)."""
     principal = caller.principal
     access = caller.access
@@ -160,6 +160,7 @@ def signed_context(request: Request, caller: Caller) -> RequestContext:
         else None,
         method=request.method,
         path=request.url.path,
+        query=query,
         issued_at=datetime.now(UTC),
     )
 
@@ -410,7 +411,6 @@ async def forward(request: Request, caller: Caller) -> Response:
         for name, value in request.headers.items()
         if name.lower() not in _DROPPED_REQUEST_HEADERS
     }
-    headers[CONTEXT_HEADER] = signer.sign(signed_context(request, caller))
     headers["X-Request-Id"] = str(caller.request_id)
     timeout = httpx.Timeout(
         None if rule.stream else settings.gateway_upstream_timeout_s, connect=2.0
@@ -422,6 +422,11 @@ async def forward(request: Request, caller: Caller) -> Response:
         content=caller.body or None,
         headers=headers,
         timeout=timeout,
+    )
+    # Bound to the query string as it goes out (httpx re-encodes it): a captured context
+    # is no good for another query on the same path.
+    outgoing.headers[CONTEXT_HEADER] = signer.sign(
+        signed_context(request, caller, query=outgoing.url.query.decode("latin-1"))
     )
     decision: asyncio.Task[str] | None = None
     if not caller.audited:
