@@ -38,9 +38,14 @@ async def import_list(
         json={"name": name, "source": "NCIC", "category": "stolen vehicle"},
     )
     assert created.status_code == 201, created.text
+    return await import_version(api, agency, created.json()["id"], lines)
+
+
+async def import_version(api: Api, agency: str, list_id: str, lines: list[str]) -> dict[str, Any]:
+    """Publish a new version of an NCIC list; its import report."""
     response = await api.admin(
         "POST",
-        f"/v1/hotlists/{created.json()['id']}/imports",
+        f"/v1/hotlists/{list_id}/imports",
         agency=agency,
         files={"file": ("ncic.txt", "\n".join(lines).encode(), "text/plain")},
         data={"format": "ncic"},
@@ -291,20 +296,9 @@ async def test_sync_and_shift_check_give_the_delta(service_env: dict[str, str]) 
         first = await import_list(api, agency, [ncic_line("V", "SYN111"), ncic_line("V", "SYN222")])
         cursor = (await api.call("GET", "/v1/hotlists/sync", agency=agency)).json()["cursor"]
         list_id = first["list_id"]
-        response = await api.admin(
-            "POST",
-            f"/v1/hotlists/{list_id}/imports",
-            agency=agency,
-            files={
-                "file": (
-                    "n.txt",
-                    f"{ncic_line('V', 'SYN111')}\n{ncic_line('V', 'SYN333')}".encode(),
-                    "text/plain",
-                )
-            },
-            data={"format": "ncic"},
+        await import_version(
+            api, agency, list_id, [ncic_line("V", "SYN111"), ncic_line("V", "SYN333")]
         )
-        assert response.status_code == 201
 
         sync = (
             await api.call("GET", "/v1/hotlists/sync", agency=agency, params={"since": cursor})
@@ -368,21 +362,11 @@ async def test_a_shift_check_cursor_does_not_skip_a_version_published_meanwhile(
             lists = await real_lists_of(session, of_agency)
             if of_agency == agency and not published:
                 # Another administrator's import commits while the shift check runs.
-                response = await api.admin(
-                    "POST",
-                    f"/v1/hotlists/{list_id}/imports",
-                    agency=agency,
-                    files={
-                        "file": (
-                            "n.txt",
-                            f"{ncic_line('V', 'CUR111')}\n{ncic_line('V', 'CUR222')}".encode(),
-                            "text/plain",
-                        )
-                    },
-                    data={"format": "ncic"},
+                published.update(
+                    await import_version(
+                        api, agency, list_id, [ncic_line("V", "CUR111"), ncic_line("V", "CUR222")]
+                    )
                 )
-                assert response.status_code == 201, response.text
-                published.update(response.json())
             return lists
 
         monkeypatch.setattr(repository, "lists_of", lists_of_then_a_concurrent_import)
@@ -428,15 +412,10 @@ async def test_a_stale_index_does_not_alert_on_an_entry_its_list_no_longer_holds
         first = await import_list(writes, agency, [ncic_line("V", "GONE11")])
         stale = await matcher.state.live_index.wait_for_generation(first["generation"], 10)
         hold_index(matcher, monkeypatch)
-        replaced = await writes.admin(
-            "POST",
-            f"/v1/hotlists/{first['list_id']}/imports",
-            agency=agency,
-            files={"file": ("n.txt", ncic_line("V", "OTHER2").encode(), "text/plain")},
-            data={"format": "ncic"},
+        replaced = await import_version(
+            writes, agency, first["list_id"], [ncic_line("V", "OTHER2")]
         )
-        assert replaced.status_code == 201, replaced.text
-        assert replaced.json()["removed"] == 1
+        assert replaced["removed"] == 1
         alerts = await post_read(reads, agency, "GONE11")
         assert alerts == [], [a["explanation"] for a in alerts]
         assert matcher.state.live_index.state is stale

@@ -210,6 +210,19 @@ async def short_periods(platform: Platform, reason: str) -> None:
     assert settings.status_code == 200, settings.text
 
 
+async def _hold_reads(
+    platform: Platform, case_number: str, read_ids: list[str], *, reason: str
+) -> httpx.Response:
+    """A records clerk places a legal hold on reads by id."""
+    return await platform.call(
+        platform.recognition,
+        "POST",
+        "/v1/legal-holds",
+        "records",
+        json={"case_number": case_number, "reason": reason, "read_ids": read_ids},
+    )
+
+
 async def test_retention_purges_expired_reads_keeps_preserved_ones_and_sends_receipts(
     platform: Platform,
 ) -> None:
@@ -238,16 +251,11 @@ async def test_retention_purges_expired_reads_keeps_preserved_ones_and_sends_rec
     for name in "abcefghijkmn":
         await platform.matched(reads[name], hit=name in "bf")
 
-    by_id = await platform.call(
-        platform.recognition,
-        "POST",
-        "/v1/legal-holds",
-        "records",
-        json={
-            "case_number": "PD-2026-000123",
-            "reason": "evidence in a burglary investigation",
-            "read_ids": [reads["c"], reads["m"]],
-        },
+    by_id = await _hold_reads(
+        platform,
+        "PD-2026-000123",
+        [reads["c"], reads["m"]],
+        reason="evidence in a burglary investigation",
     )
     assert by_id.status_code == 201, by_id.text
     assert by_id.json()["read_count"] == 2
@@ -270,16 +278,8 @@ async def test_retention_purges_expired_reads_keeps_preserved_ones_and_sends_rec
     assert by_plate.json()["read_ids"] == [reads["g"]]
     # m's hold is released (by an administrator, with a reason) by placing a second hold
     # just for it and releasing that; c stays held by the first.
-    only_m = await platform.call(
-        platform.recognition,
-        "POST",
-        "/v1/legal-holds",
-        "records",
-        json={
-            "case_number": "PD-2026-000125",
-            "reason": "possible witness vehicle, checking",
-            "read_ids": [reads["m"]],
-        },
+    only_m = await _hold_reads(
+        platform, "PD-2026-000125", [reads["m"]], reason="possible witness vehicle, checking"
     )
     assert only_m.status_code == 201
     first = by_id.json()["id"]
@@ -293,16 +293,8 @@ async def test_retention_purges_expired_reads_keeps_preserved_ones_and_sends_rec
     )
     assert released.status_code == 200, released.text
     assert released.json()["status"] == "released"
-    again = await platform.call(
-        platform.recognition,
-        "POST",
-        "/v1/legal-holds",
-        "records",
-        json={
-            "case_number": "PD-2026-000123",
-            "reason": "evidence in a burglary investigation",
-            "read_ids": [reads["c"]],
-        },
+    again = await _hold_reads(
+        platform, "PD-2026-000123", [reads["c"]], reason="evidence in a burglary investigation"
     )
     assert again.status_code == 201
     second = only_m.json()["id"]
@@ -501,16 +493,11 @@ async def test_holds_listed_by_a_case_number_with_nul_are_refused_naming_it(
 
 async def test_a_hold_on_an_unknown_read_is_refused_naming_it(platform: Platform) -> None:
     read_id = await platform.post_read(datetime.now(UTC), _image(6))
-    response = await platform.call(
-        platform.recognition,
-        "POST",
-        "/v1/legal-holds",
-        "records",
-        json={
-            "case_number": "PD-2026-000201",
-            "reason": "evidence for the case file",
-            "read_ids": [read_id, str(uuid.uuid4())],
-        },
+    response = await _hold_reads(
+        platform,
+        "PD-2026-000201",
+        [read_id, str(uuid.uuid4())],
+        reason="evidence for the case file",
     )
     assert response.status_code == 422
     assert [e["field"] for e in response.json()["errors"]] == ["read_ids.1"]
@@ -520,16 +507,8 @@ async def test_only_an_administrator_releases_a_hold_and_only_with_a_reason(
     platform: Platform,
 ) -> None:
     read_id = await platform.post_read(datetime.now(UTC), _image(7))
-    placed = await platform.call(
-        platform.recognition,
-        "POST",
-        "/v1/legal-holds",
-        "records",
-        json={
-            "case_number": "PD-2026-000202",
-            "reason": "evidence for the case file",
-            "read_ids": [read_id],
-        },
+    placed = await _hold_reads(
+        platform, "PD-2026-000202", [read_id], reason="evidence for the case file"
     )
     assert placed.status_code == 201
     path = f"/v1/legal-holds/{placed.json()['id']}"
@@ -581,16 +560,8 @@ async def test_a_hold_released_twice_at_once_is_released_and_audited_once(
 ) -> None:
     """The second of two concurrent releases changes nothing: 409, and no audit event."""
     read_id = await platform.post_read(datetime.now(UTC), _image(92))
-    placed = await platform.call(
-        platform.recognition,
-        "POST",
-        "/v1/legal-holds",
-        "records",
-        json={
-            "case_number": "PD-2026-000902",
-            "reason": "evidence for the case file",
-            "read_ids": [read_id],
-        },
+    placed = await _hold_reads(
+        platform, "PD-2026-000902", [read_id], reason="evidence for the case file"
     )
     assert placed.status_code == 201, placed.text
     hold_id = placed.json()["id"]
@@ -661,16 +632,8 @@ async def test_a_run_while_a_hold_is_placed_is_skipped_and_keeps_the_held_read(
         await real_record(audit, event)
 
     monkeypatch.setattr(holds, "_record", record_while_a_run_starts)
-    placed = await platform.call(
-        platform.recognition,
-        "POST",
-        "/v1/legal-holds",
-        "records",
-        json={
-            "case_number": "PD-2026-000901",
-            "reason": "evidence in a burglary investigation",
-            "read_ids": [read_id],
-        },
+    placed = await _hold_reads(
+        platform, "PD-2026-000901", [read_id], reason="evidence in a burglary investigation"
     )
     [skipped] = runs
     assert skipped.status_code == 503, skipped.text
@@ -699,16 +662,11 @@ async def test_a_hold_placed_during_a_run_waits_for_it_and_holds_what_is_left(
         # The run has deleted the read but not committed: a hold looking now would see it.
         holding.append(
             asyncio.create_task(
-                platform.call(
-                    platform.recognition,
-                    "POST",
-                    "/v1/legal-holds",
-                    "records",
-                    json={
-                        "case_number": "PD-2026-000903",
-                        "reason": "evidence in a burglary investigation",
-                        "read_ids": [read_id],
-                    },
+                _hold_reads(
+                    platform,
+                    "PD-2026-000903",
+                    [read_id],
+                    reason="evidence in a burglary investigation",
                 )
             )
         )
@@ -802,16 +760,8 @@ async def test_purged_frames_leave_their_tracks_and_the_day_drops_cleanly(
         )
         tracks = {row[0]: row[1] for row in members}
     assert tracks[a1] == tracks[held] == tracks[a3] != tracks[b1] == tracks[b2]
-    hold = await platform.call(
-        platform.recognition,
-        "POST",
-        "/v1/legal-holds",
-        "records",
-        json={
-            "case_number": "PD-2026-000777",
-            "reason": "frame of a vehicle in a robbery",
-            "read_ids": [held],
-        },
+    hold = await _hold_reads(
+        platform, "PD-2026-000777", [held], reason="frame of a vehicle in a robbery"
     )
     assert hold.status_code == 201, hold.text
 
