@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -53,6 +55,20 @@ async def import_version(api: Api, agency: str, list_id: str, lines: list[str]) 
     assert response.status_code == 201, response.text
     report: dict[str, Any] = response.json()
     return report
+
+
+@asynccontextmanager
+async def two_replicas() -> AsyncIterator[tuple[Api, FastAPI, Api]]:
+    """Two hotlist-svc replicas on one database: one imports, one matches (its app too).
+
+    The matcher's index is checked only hourly: it rebuilds on change notifications alone.
+    """
+    settings = Settings(hotlist_index_check_s=3600)
+    writer, matcher = create_app(settings), create_app(settings)
+    async with app_client(writer) as writer_client, app_client(matcher) as matcher_client:
+        use_audit_log(writer, AuditLog())
+        use_audit_log(matcher, AuditLog())
+        yield Api(writer_client), matcher, Api(matcher_client)
 
 
 async def post_read(
@@ -403,12 +419,7 @@ async def test_a_stale_index_does_not_alert_on_an_entry_its_list_no_longer_holds
     longer wanted (the car was recovered).
     """
     agency = unique_agency()
-    settings = Settings(hotlist_index_check_s=3600)
-    writer, matcher = create_app(settings), create_app(settings)
-    async with app_client(writer) as writer_client, app_client(matcher) as matcher_client:
-        use_audit_log(writer, AuditLog())
-        use_audit_log(matcher, AuditLog())
-        writes, reads = Api(writer_client), Api(matcher_client)
+    async with two_replicas() as (writes, matcher, reads):
         first = await import_list(writes, agency, [ncic_line("V", "GONE11")])
         stale = await matcher.state.live_index.wait_for_generation(first["generation"], 10)
         hold_index(matcher, monkeypatch)
@@ -431,12 +442,7 @@ async def test_a_stale_index_still_alerts_on_a_manual_entry_the_list_kept(
     list's current version.
     """
     agency = unique_agency()
-    settings = Settings(hotlist_index_check_s=3600)
-    writer, matcher = create_app(settings), create_app(settings)
-    async with app_client(writer) as writer_client, app_client(matcher) as matcher_client:
-        use_audit_log(writer, AuditLog())
-        use_audit_log(matcher, AuditLog())
-        writes, reads = Api(writer_client), Api(matcher_client)
+    async with two_replicas() as (writes, matcher, reads):
         created = await writes.admin(
             "POST",
             "/v1/hotlists",
