@@ -111,7 +111,13 @@ class _Enforcer(casbin.Enforcer):  # type: ignore[misc]
     The evaluator gets its own copy of the functions: Casbin hands every call the one
     shared dict and adds ``g`` to it on the first ``enforce``, and an evaluator being built
     in another thread at that moment fails with "dictionary changed size during iteration".
+    Parsing itself is done one thread at a time: CPython 3.11's AST conversion keeps its
+    recursion depth in state shared by all threads, and two threads parsing at once can
+    fail with "SystemError: AST constructor recursion depth mismatch" (seen in CI). It
+    happens once per thread and matcher, so the lock costs nothing per request.
     """
+
+    _parse_lock = threading.Lock()
 
     def __init__(self, model: Any, adapter: Any) -> None:
         self._parsed_matchers = threading.local()
@@ -122,7 +128,8 @@ class _Enforcer(casbin.Enforcer):  # type: ignore[misc]
         expression = parsed.get(expr)
         if expression is None:
             own = dict(functions) if functions is not None else None
-            expression = parsed[expr] = casbin.Enforcer._get_expression(expr, own)
+            with self._parse_lock:
+                expression = parsed[expr] = casbin.Enforcer._get_expression(expr, own)
         return expression
 
 
