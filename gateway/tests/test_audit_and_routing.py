@@ -110,7 +110,9 @@ async def test_camera_reads_are_accepted_and_queued_while_audit_is_down(
     )
     assert response.status_code == 201, response.text
     request_id = response.json()["context"]["request_id"]
-    assert await outbox_rows(engine, request_id) == 1
+    # Queued: the decision before the read was forwarded, the owner's answer after it.
+    await gateway.app.state.result_log.drain()
+    assert await outbox_rows(engine, request_id) == 2
     assert not any(e.get("request_id") == request_id for e in gateway.audit.events)
 
     gateway.audit.down = False
@@ -120,9 +122,13 @@ async def test_camera_reads_are_accepted_and_queued_while_audit_is_down(
         await flush_outbox(gateway.app)
         await asyncio.sleep(0.05)
     assert await outbox_rows(engine, request_id) == 0
-    delivered = [e for e in gateway.audit.events if e.get("request_id") == request_id]
-    assert len(delivered) == 1
-    assert (delivered[0]["outcome"], delivered[0]["resource"]) == ("allowed", "reads")
+    delivered = {
+        e["event_type"]: e for e in gateway.audit.events if e.get("request_id") == request_id
+    }
+    assert sum(e.get("request_id") == request_id for e in gateway.audit.events) == 2
+    decision, result = delivered["access.decision"], delivered["access.result"]
+    assert (decision["outcome"], decision["resource"]) == ("allowed", "reads")
+    assert result["outcome"] == "success"
 
 
 async def test_unknown_routes_are_404_and_audited(gateway: Gateway) -> None:
