@@ -60,6 +60,7 @@ async def test_verify_a_bundle_offline_and_catch_a_deleted_record(
         params={"from_seq": landed["first_seq"], "to_seq": landed["last_seq"]},
         headers=context_headers("GET", path),
     )
+    assert bundle.status_code == 200, bundle.text
     good = tmp_path / "good.zip"
     good.write_bytes(bundle.content)
     code, output = await lprctl("audit", "verify", "--bundle", str(good))
