@@ -55,6 +55,7 @@ def no_nul(value: str) -> str:
 
 
 StorableDatetime = Annotated[datetime, AfterValidator(storable_datetime)]
-Int4 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+INT4_MAX = 2**31 - 1
+Int4 = Annotated[int, Field(ge=-(2**31), le=INT4_MAX)]
 Int8 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 Text = Annotated[str, AfterValidator(no_nul)]

@@ -16,9 +16,9 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Final
 
+from lpr_common.nul import NUL
 from lpr_hotlist.imports.model import (
     ENTRY_FIELDS,
-    NUL,
     ImportedEntry,
     ImportResult,
     LineError,

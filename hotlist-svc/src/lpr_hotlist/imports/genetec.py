@@ -34,8 +34,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from lpr_common.nul import NUL
 from lpr_hotlist.imports.model import (
-    NUL,
     ImportedEntry,
     ImportResult,
     LineError,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Final, Protocol
 
+from lpr_common.nul import NUL
 from lpr_common.plates import (
     InvalidPattern,
     InvalidPlate,
@@ -122,8 +123,6 @@ class ImportResult:
 class LineError(ValueError):
     """Raised inside an importer for one bad line; becomes a :class:`Rejection`."""
 
-
-NUL: Final = "\x00"
 
 MAX_LENGTHS: Final[Mapping[str, int]] = {
     "pattern": 32,

@@ -37,7 +37,7 @@ from lpr_common.plates import (
     normalize_state,
     parse_pattern,
 )
-from lpr_common.values import storable_datetime
+from lpr_common.values import INT4_MAX, storable_datetime
 from lpr_policy import DEFAULT_CASE_NUMBER_PATTERN, is_vague
 from lpr_recognition.reads.service import MOU_LOOKBACK_RULE, mou_not_before
 from lpr_recognition.search import repository
@@ -64,7 +64,6 @@ MAX_RADIUS_M: Final = 50_000.0
 
 _CASE_NUMBER: Final = re.compile(DEFAULT_CASE_NUMBER_PATTERN)
 _METRES_PER_DEGREE: Final = 111_320.0
-_MAX_INT4: Final = 2**31 - 1
 
 
 def _refuse(errors: list[FieldError]) -> InvalidInput:
@@ -252,7 +251,7 @@ def decode_cursor(text: str) -> Cursor:
             raise ValueError("naive")
         # The values reach the query: out of PostgreSQL's range they would fail there (500).
         index = int(plate_index)
-        if not 0 <= index <= _MAX_INT4:
+        if not 0 <= index <= INT4_MAX:
             raise ValueError("plate_index out of range")
         return Cursor(storable_datetime(parsed), UUID(read_id), index)
     except (ValueError, TypeError, OverflowError, binascii.Error, json.JSONDecodeError):
