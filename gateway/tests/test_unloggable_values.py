@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from gateway.tests.conftest import Gateway
+from lpr_common.values import EXACT_INTEGER_LIMIT
 
 CASE = "PD-2026-000123"
 
@@ -67,3 +68,22 @@ async def test_every_search_attempt_is_recorded_whatever_its_body_holds(
     assert len(recorded) == 1
     if "cameras" in extra:
         assert recorded[0]["query"]["cameras"] == [str(2**64)]
+
+
+async def test_integers_up_to_the_shared_exact_limit_are_logged_as_numbers(
+    gateway: Gateway,
+) -> None:
+    """The gateway and audit-svc share one limit (lpr_common): the edge is a number both ways."""
+    limit = EXACT_INTEGER_LIMIT
+    officer = await gateway.user("ofc.unloggable.edge", ["officer"])
+    response = await gateway.client.post(
+        "/v1/reads/search",
+        headers={**gateway.token(officer), "content-type": "application/json"},
+        content=json.dumps(_search(cameras=[limit, -limit, limit + 1, -limit - 1])).encode(),
+    )
+    assert response.status_code < 300, response.text
+    # Recorded at all: audit-svc (the real one, when it is there) took the event.
+    [recorded] = [
+        e for e in gateway.audit.of("access.decision") if e.get("subject_id") == str(officer.id)
+    ]
+    assert recorded["query"]["cameras"] == [limit, -limit, str(limit + 1), str(-limit - 1)]

@@ -9,6 +9,8 @@ date arithmetic, as a 500. These types refuse it while the request is validated,
 - :data:`Int4` / :data:`Int8`: integers that fit PostgreSQL's ``integer`` / ``bigint``.
 - :data:`Text`: a string without U+0000, for text that arrives other than in a JSON or
   form body (:mod:`lpr_common.nul` screens those), e.g. JSON inside a multipart field.
+- :data:`EXACT_INTEGER_LIMIT`: the largest integer magnitude the access log records as a
+  number.
 """
 
 from __future__ import annotations
@@ -57,5 +59,14 @@ def no_nul(value: str) -> str:
 StorableDatetime = Annotated[datetime, AfterValidator(storable_datetime)]
 INT4_MAX = 2**31 - 1
 Int4 = Annotated[int, Field(ge=-(2**31), le=INT4_MAX)]
-Int8 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+INT8_MAX = 2**63 - 1
+Int8 = Annotated[int, Field(ge=-(2**63), le=INT8_MAX)]
 Text = Annotated[str, AfterValidator(no_nul)]
+
+EXACT_INTEGER_LIMIT = 2**53
+"""The largest magnitude up to which every integer is exactly an IEEE 754 double.
+
+The access log hashes canonical JSON (RFC 8785), whose numbers are doubles: an integer
+beyond this cannot be recorded exactly. audit-svc refuses such a number rather than log
+it rounded, so a component sending one sends its digits as a string instead.
+"""

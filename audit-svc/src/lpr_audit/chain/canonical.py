@@ -51,15 +51,15 @@ from enum import Enum
 from typing import Any, TypeAlias
 from uuid import UUID
 
+# Every integer up to this magnitude is exactly a double (a JCS number), and is written as is.
+from lpr_common.values import EXACT_INTEGER_LIMIT as EXACT_INTEGER_LIMIT
+
 JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 """A value as ``json.loads`` returns it."""
 
 # The stdlib C escaper implements exactly the RFC 8785 string rules (short escapes for
 # \b \t \n \f \r, lowercase \u00XX for other controls, everything else literal).
 _encode_string = json.encoder.encode_basestring
-
-# Every integer up to this magnitude is exactly a double (a JCS number), and is written as is.
-EXACT_INTEGER_LIMIT = 2**53
 
 
 class CanonicalEncodingError(ValueError):

@@ -30,6 +30,7 @@ from lpr_common.errors import (
 from lpr_common.lanes import declares_json
 from lpr_common.nul import NUL, NUL_REASON, nul_field
 from lpr_common.plates import InvalidPlate, normalize_plate
+from lpr_common.values import EXACT_INTEGER_LIMIT
 from lpr_gateway.access import audit, rate_limit
 from lpr_gateway.access.identify import (
     Principal,
@@ -132,17 +133,12 @@ def _since(
     return None
 
 
-# The access log hashes a canonical JSON whose numbers are doubles: an integer beyond
-# 2**53 cannot be recorded exactly, and audit-svc refuses it rather than log it rounded.
-_EXACT_INTEGER = 2**53
-
-
 def _loggable(value: Any) -> Any:
     """``value`` as the access log can hold it: integers beyond 2**53 as their digits."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
-        return value if -_EXACT_INTEGER <= value <= _EXACT_INTEGER else str(value)
+        return value if -EXACT_INTEGER_LIMIT <= value <= EXACT_INTEGER_LIMIT else str(value)
     if isinstance(value, list):
         return [_loggable(item) for item in value]
     if isinstance(value, dict):
