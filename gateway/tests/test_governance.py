@@ -124,6 +124,50 @@ async def test_b1e_deployment_results_accrue_through_the_internal_route(
     assert (response.json()["reads_count"], response.json()["hits_count"]) == (20, 2)
 
 
+async def test_b1e_deployment_results_count_past_two_billion_reads(gateway: Gateway) -> None:
+    """Results are ``bigint``: two in-range reports summed past ``integer`` still add up."""
+    deployment = await gateway.deployment()
+    path = f"/internal/v1/deployments/{deployment.id}/results"
+    headers = service_headers("POST", path, service="recognition")
+    int4_max = 2**31 - 1
+    for _ in range(2):
+        response = await gateway.client.post(
+            path, json={"reads": int4_max, "hits": int4_max, "dispositions": 1}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["reads_count"], body["hits_count"], body["dispositions_count"]) == (
+        2 * int4_max,
+        2 * int4_max,
+        2,
+    )
+
+
+@pytest.mark.parametrize(
+    ("results", "field"),
+    [
+        ({"reads": 2**63}, "reads"),
+        ({"hits": -1}, "hits"),
+        ({"reads": 1, "dispositions": 2**63 - 2}, "dispositions"),
+    ],
+    ids=["beyond-bigint", "negative", "total-beyond-bigint"],
+)
+async def test_b1e_deployment_results_out_of_range_are_refused_naming_the_field(
+    gateway: Gateway, results: dict[str, int], field: str
+) -> None:
+    deployment = await gateway.deployment()
+    path = f"/internal/v1/deployments/{deployment.id}/results"
+    headers = service_headers("POST", path, service="recognition")
+    first = await gateway.client.post(path, json={"dispositions": 3}, headers=headers)
+    assert first.status_code == 200, first.text
+    refused = await gateway.client.post(path, json=results, headers=headers)
+    assert refused_fields(refused) == {field}
+    # Nothing of a refused report is added.
+    read = await gateway.client.post(path, json={}, headers=headers)
+    assert read.status_code == 200, read.text
+    assert (read.json()["reads_count"], read.json()["dispositions_count"]) == (0, 3)
+
+
 async def test_runtime_policy_row_reaches_the_engine_within_seconds(
     gateway: Gateway, engine: AsyncEngine
 ) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 from uuid import UUID, uuid4
 
 from pydantic import field_validator
+from sqlalchemy import BigInteger
 from sqlmodel import Field, SQLModel
 
-from lpr_common.values import Int4, StorableDatetime
+from lpr_common.values import Int8, StorableDatetime
 from lpr_gateway.columns import not_null, timestamp_column, utcnow
 from lpr_gateway.settings import SCHEMA
 
@@ -84,9 +86,11 @@ class Deployment(SQLModel, table=True):
     status: str = DeploymentStatus.PENDING.value
     decided_by: UUID | None = None
     decided_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
-    reads_count: int = 0
-    hits_count: int = 0
-    dispositions_count: int = 0
+    # bigint: a deployment's results grow for as long as it runs (integer overflowed
+    # after about two billion reads).
+    reads_count: int = Field(default=0, sa_type=BigInteger)
+    hits_count: int = Field(default=0, sa_type=BigInteger)
+    dispositions_count: int = Field(default=0, sa_type=BigInteger)
     created_by: UUID | None = None
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=timestamp_column(server_now=True)
@@ -130,12 +134,19 @@ class DeploymentDecision(SQLModel):
     approve: bool
 
 
+ResultCount = Annotated[Int8, Field(ge=0)]
+"""A number of results to add: never negative, within ``bigint``.
+
+(``Field(ge=0)`` as the default of an ``Int8`` field would lose to ``Int8``'s own bound.)
+"""
+
+
 class DeploymentResults(SQLModel):
     """Counts to add to a deployment's results (from the services, internal)."""
 
-    reads: Int4 = Field(default=0, ge=0)
-    hits: Int4 = Field(default=0, ge=0)
-    dispositions: Int4 = Field(default=0, ge=0)
+    reads: ResultCount = 0
+    hits: ResultCount = 0
+    dispositions: ResultCount = 0
 
 
 class CameraCreate(SQLModel):

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from lpr_common.errors import InvalidInput, NotFound
+from lpr_common.values import INT8_MAX
 from lpr_gateway.cameras.models import (
     Camera,
     CameraCreate,
@@ -144,18 +145,37 @@ async def decide_deployment(
 async def add_results(
     *, session: AsyncSession, deployment_id: UUID, results: DeploymentResults
 ) -> Deployment:
-    """Add reads, hits and dispositions to a deployment's results (atomic increments)."""
-    await session.execute(
+    """Add reads, hits and dispositions to a deployment's results (atomic increments).
+
+    Raises:
+        NotFound: no such deployment.
+        InvalidInput: a count would pass what a ``bigint`` holds (naming the field); nothing
+            is added then.
+    """
+    added = {
+        "reads": (col(Deployment.reads_count), results.reads),
+        "hits": (col(Deployment.hits_count), results.hits),
+        "dispositions": (col(Deployment.dispositions_count), results.dispositions),
+    }
+    # Each increment fits a bigint, their sum with the total may not: the row is updated
+    # only where every sum fits, so PostgreSQL never has to refuse one (a 500).
+    updated = await session.scalar(
         update(Deployment)
-        .where(col(Deployment.id) == deployment_id)
-        .values(
-            reads_count=col(Deployment.reads_count) + results.reads,
-            hits_count=col(Deployment.hits_count) + results.hits,
-            dispositions_count=col(Deployment.dispositions_count) + results.dispositions,
+        .where(
+            col(Deployment.id) == deployment_id,
+            *(total <= INT8_MAX - count for total, count in added.values()),
         )
+        .values({total: total + count for total, count in added.values()})
+        .returning(col(Deployment.id))
     )
     deployment = await get_deployment(session, deployment_id)
     await session.refresh(deployment)
+    if updated is None:
+        for field, (_, count) in added.items():
+            if getattr(deployment, f"{field}_count") > INT8_MAX - count:
+                raise InvalidInput.field(
+                    field, f"would take the deployment's {field}_count past {INT8_MAX}"
+                )
     return deployment
 
 
