@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from gateway.tests.conftest import Gateway, problem, refused_fields
-from lpr_common.audit_client import AuditEvent
+from lpr_common.audit_client import AuditClient, AuditEvent
 from lpr_gateway.access import forward
 from lpr_gateway.access.audit import flush_outbox
 from lpr_gateway.access.models import AuditOutbox
@@ -234,14 +234,108 @@ async def relayed_alerts(gateway: Gateway, alerts: SlowAlerts, headers: dict[str
     return response.text
 
 
+def stream_end(gateway: Gateway, officer: User) -> dict[str, Any]:
+    """The ``access.decision`` that ended ``officer``'s stream, checked against its opening."""
+    opened, ended = [
+        e
+        for e in gateway.audit.of("access.decision")
+        if e["subject_id"] == str(officer.id) and e["path"] == "/v1/alerts/stream"
+    ]
+    assert (opened["outcome"], ended["outcome"]) == ("allowed", "denied")
+    # Tied to the request it ends and to the decision that allowed it.
+    assert ended["request_id"] == opened["request_id"]
+    assert ended["details"]["decision_event_id"] == opened["event_id"]
+    assert ended["event_id"] != opened["event_id"]
+    assert (ended["resource"], ended["action"]) == (opened["resource"], opened["action"])
+    return ended
+
+
+def expiring_token(gateway: Gateway, officer: User, seconds: int = 2) -> dict[str, str]:
+    """A bearer token with ``seconds`` of its lifetime left."""
+    issued = datetime.now(UTC) - gateway.issuer.ttl + timedelta(seconds=seconds)
+    return gateway.token(officer, now=issued)
+
+
 async def test_alert_stream_ends_when_the_callers_token_expires(gateway: Gateway) -> None:
     officer = await gateway.user("ofc.stream.expiry", ["officer"])
-    # A token with two seconds of its lifetime left.
-    issued = datetime.now(UTC) - gateway.issuer.ttl + timedelta(seconds=2)
     alerts = SlowAlerts()
-    relayed = await relayed_alerts(gateway, alerts, gateway.token(officer, now=issued))
+    relayed = await relayed_alerts(gateway, alerts, expiring_token(gateway, officer))
     assert "access ended" not in relayed
     assert alerts.closed
+    ended = stream_end(gateway, officer)
+    assert (ended["rule"], ended["reason"]) == ("unauthenticated", "token expired")
+
+
+async def test_an_ended_stream_is_queued_durably_when_audit_is_down(
+    gateway: Gateway, engine: AsyncEngine
+) -> None:
+    officer = await gateway.user("ofc.stream.outbox", ["officer"])
+
+    async def audit_goes_down() -> None:
+        gateway.audit.down = True
+
+    try:
+        await relayed_alerts(gateway, SlowAlerts(audit_goes_down), expiring_token(gateway, officer))
+    finally:
+        gateway.audit.down = False
+    [opened] = [e for e in gateway.audit.of() if e["subject_id"] == str(officer.id)]
+    async with engine.connect() as connection:
+        queued = await connection.scalar(
+            select(func.count())
+            .select_from(AuditOutbox)
+            .where(
+                text("event->>'request_id' = :marker and event->>'outcome' = 'denied'").bindparams(
+                    marker=opened["request_id"]
+                )
+            )
+        )
+    assert queued == 1
+    await flush_outbox(gateway.app)
+    assert stream_end(gateway, officer)["reason"] == "token expired"
+
+
+class HangingAudit:
+    """An audit client that never answers for a refusal (audit-svc takes it, and hangs)."""
+
+    def __init__(self, inner: AuditClient) -> None:
+        self.inner = inner
+        self.refusals: list[AuditEvent] = []
+
+    async def record(self, *events: AuditEvent) -> dict[str, Any]:
+        refusals = [e for e in events if e.outcome == "denied"]
+        if not refusals:
+            return await self.inner.record(*events)
+        self.refusals.extend(refusals)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_an_audit_log_that_never_answers_does_not_hold_an_ended_stream(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(forward, "STREAM_END_AUDIT_S", 0.5)
+    officer = await gateway.user("ofc.stream.hang", ["officer"])
+    audit_client = gateway.app.state.audit
+    hanging = HangingAudit(audit_client)
+
+    async def audit_hangs() -> None:
+        gateway.app.state.audit = hanging
+
+    started = asyncio.get_running_loop().time()
+    try:
+        relayed = await asyncio.wait_for(
+            relayed_alerts(gateway, SlowAlerts(audit_hangs), expiring_token(gateway, officer)),
+            timeout=15,
+        )
+    finally:
+        gateway.app.state.audit = audit_client
+        for recording in list(forward._stream_end_records):
+            recording.cancel()
+    # Two seconds of token, half a second for the audit log: not the second alert's five.
+    assert asyncio.get_running_loop().time() - started < 4.5
+    assert "access ended" not in relayed
+    [ended] = hanging.refusals
+    assert ended.reason == "token expired"
 
 
 async def test_alert_stream_ends_once_the_callers_account_is_disabled(gateway: Gateway) -> None:
@@ -259,6 +353,8 @@ async def test_alert_stream_ends_once_the_callers_account_is_disabled(gateway: G
     relayed = await relayed_alerts(gateway, alerts, gateway.token(officer))
     assert "access ended" not in relayed
     assert alerts.closed
+    ended = stream_end(gateway, officer)
+    assert (ended["rule"], ended["reason"]) == ("unauthenticated", "account disabled")
 
 
 async def test_alert_stream_ends_once_the_callers_training_lapses(
@@ -279,6 +375,9 @@ async def test_alert_stream_ends_once_the_callers_training_lapses(
     relayed = await relayed_alerts(gateway, alerts, gateway.token(officer))
     assert "access ended" not in relayed
     assert alerts.closed
+    ended = stream_end(gateway, officer)
+    assert (ended["rule"], ended["clause"]) == ("training-expired", "C.2")
+    assert ended["reason"].startswith("LPR training expired on ")
 
 
 async def test_upstream_problems_and_statuses_pass_through(gateway: Gateway) -> None:

@@ -2,8 +2,9 @@
 
 The gateway mints a context for every request it forwards and signs it with its Ed25519
 key; every service verifies the signature and refuses a request without a valid one. The
-context is bound to the HTTP method and path it was minted for and expires quickly, so a
-captured header cannot be replayed against another endpoint.
+context is bound to the HTTP method, path, query string and body it was minted for and
+expires quickly, so a captured header cannot be replayed against another endpoint, nor
+with another query or body on the same one.
 
 Wire format of the ``X-LPR-Context`` header: ``base64url(payload JSON) "." base64url(signature)``.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
@@ -23,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from fastapi import Depends, Request
 from pydantic import BaseModel, Field, ValidationError
 
+from lpr_common.body_digest import body_sha256, received_body_sha256
 from lpr_common.errors import PolicyDenied, Unauthenticated
 
 CONTEXT_HEADER = "X-LPR-Context"
@@ -65,6 +68,12 @@ class RequestContext(BaseModel):
     path: str
     query: str | None = Field(
         default=None, description="the raw query string it was minted for; checked if set"
+    )
+    body_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 (lowercase hex) of the exact body bytes it was minted for, "
+        "that of b'' for none; checked if set, required where the verifier demands it",
     )
     issued_at: datetime
 
@@ -111,18 +120,30 @@ class ContextVerifier:
         *,
         max_age: timedelta,
         service_keys: Callable[[str], Ed25519PublicKey | None] | None = None,
+        require_body_digest: bool = False,
     ) -> None:
         self._key = public_key
         self._max_age = max_age
         self._service_keys = service_keys
+        self.require_body_digest = require_body_digest
+        """Refuse a context that states no ``body_sha256`` (production: every signer
+        states one; tests mint contexts before they know the body)."""
 
     def verify(
-        self, header: str | None, *, method: str, path: str, query: str | None = None
+        self,
+        header: str | None,
+        *,
+        method: str,
+        path: str,
+        query: str | None = None,
+        body_sha256: str | None = None,
     ) -> RequestContext:
         """Return the context if the header is authentic, fresh and minted for this request.
 
         A context stating its query string is valid for that query only: one captured on
         the way to a service cannot be replayed for other plates or another time range.
+        Likewise for its body, when ``body_sha256`` (the digest of the body received) is
+        given; without it the caller checks the body with :meth:`check_body`.
         """
         if not header:
             raise Unauthenticated("missing signed request context; call through the gateway")
@@ -152,11 +173,37 @@ class ContextVerifier:
             or (context.query is not None and query is not None and context.query != query)
         ):
             raise Unauthenticated("signed request context was minted for another request")
+        if body_sha256 is not None:
+            self.check_body(context, body_sha256)
         return context
+
+    def needs_body(self, context: RequestContext) -> bool:
+        """Whether :meth:`check_body` needs the digest of the body received."""
+        return context.body_sha256 is not None or self.require_body_digest
+
+    def check_body(self, context: RequestContext, body_sha256: str) -> None:
+        """Refuse ``context`` unless it was minted for the body whose digest is ``body_sha256``.
+
+        A context captured inside the cluster cannot carry another search (plate, time
+        range, purpose) or another camera read in the 120 s it is valid.
+
+        Raises:
+            Unauthenticated: minted for another body, or for none where one is required.
+        """
+        if context.body_sha256 is None:
+            if self.require_body_digest:
+                raise Unauthenticated("signed request context is not bound to a request body")
+            return
+        if not hmac.compare_digest(context.body_sha256, body_sha256):
+            raise Unauthenticated("signed request context was minted for another body")
 
 
 async def verified_context(request: Request) -> RequestContext:
-    """FastAPI dependency: the verified context of this request, or 401."""
+    """FastAPI dependency: the verified context of this request, or 401.
+
+    The body is checked once the signature is: a request that does not prove who sent it
+    is refused before any of its body is read.
+    """
     verifier: ContextVerifier = request.app.state.context_verifier
     context = verifier.verify(
         request.headers.get(CONTEXT_HEADER),
@@ -164,6 +211,8 @@ async def verified_context(request: Request) -> RequestContext:
         path=request.url.path,
         query=request.scope.get("query_string", b"").decode("latin-1"),
     )
+    if verifier.needs_body(context):
+        verifier.check_body(context, await received_body_sha256(request))
     request.state.context = context
     return context
 
@@ -174,9 +223,13 @@ ContextDep = Annotated[RequestContext, Depends(verified_context)]
 class ContextAuth(httpx.Auth):
     """httpx auth flow that signs a context for each request it sends.
 
-    The context is bound to the request's method and path, so the factory only decides
-    who is calling; service-to-service clients use :func:`service_context_auth`.
+    The context is bound to the request's method, path, query and body, so the factory
+    only decides who is calling; service-to-service clients use
+    :func:`service_context_auth`. httpx reads a streamed body before the flow runs
+    (``requires_request_body``): internal calls send small JSON documents.
     """
+
+    requires_request_body = True
 
     def __init__(self, signer: ContextSigner, subject: Callable[[], dict[str, object]]) -> None:
         self._signer = signer
@@ -189,6 +242,7 @@ class ContextAuth(httpx.Auth):
             method=request.method,
             path=request.url.path,
             query=request.url.query.decode("latin-1"),
+            body_sha256=body_sha256(request.content),
             issued_at=datetime.now(UTC),
         )
         request.headers[CONTEXT_HEADER] = self._signer.sign(RequestContext.model_validate(values))

@@ -10,6 +10,9 @@ endpoint code.
 The route stays registered with FastAPI: it documents the operation in OpenAPI and
 serves any request a lane does not take. Errors are rendered by the app's own exception
 handlers, so an answer through a lane is the answer the routed path gives.
+
+Lanes sit outside the app's middleware, so they take the body's digest themselves
+(:func:`~lpr_common.body_digest.digesting`) for the signed context's body check.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from lpr_common.body_digest import digesting
 from lpr_common.db import get_session
 from lpr_common.nul import refuse, screen
 
@@ -52,6 +56,8 @@ class ExpressLanes:
         if scope["type"] == "http":
             handler = self._lanes.get((scope["method"], scope["path"]))
             if handler is not None:
+                # Before the screen reads the body: the digest is taken as it streams.
+                receive = digesting(scope, receive)
                 if self._refuse_nul:
                     # Lanes sit outside the app's middleware: screen as RefuseNul does.
                     field, receive = await screen(scope, receive)

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from lpr_common.audit_client import AuditClient
+from lpr_common.body_digest import DigestBody
 from lpr_common.context import (
     CONTEXT_KEY_NAME,
     ContextSigner,
@@ -95,6 +96,9 @@ def context_keys(settings: LprSettings, service: str) -> tuple[ContextSigner, Co
         gateway_public_key(settings),
         max_age=timedelta(seconds=settings.context_max_age_s),
         service_keys=ServiceKeys(settings.keys_dir),
+        # Every signer in production states the body (the gateway, ContextAuth); a context
+        # without it is one a test minted, or one to refuse.
+        require_body_digest=settings.environment == "production",
     )
     return service_signer(settings.keys_dir, service), verifier
 
@@ -200,6 +204,9 @@ def create_service_app(
     install_problem_handlers(app)
     if refuse_nul:
         app.add_middleware(RefuseNul)
+    # Outside RefuseNul (which reads JSON and form bodies whole): the digest of the body a
+    # signed context is checked against is taken as the body first streams in.
+    app.add_middleware(DigestBody)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> Health:

@@ -11,7 +11,9 @@ is sent on, and its ``access.result`` (what the owner answered) follows the answ
 
 A stream (the alerts) is relayed only while the caller may still receive it: it ends when
 the caller's token expires or when the policy, deciding again on the caller's records as
-they are then, no longer allows it.
+they are then, no longer allows it. That refusal is an ``access.decision`` of its own
+(denied, with the rule and reason), tied to the request and to the decision that allowed
+the stream.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from lpr_common.audit_client import AuditClient, AuditEvent, DisseminationRecord, Outcome
+from lpr_common.body_digest import body_sha256
 from lpr_common.context import CONTEXT_HEADER, ContextSigner, RequestContext, service_context_auth
 from lpr_common.errors import LprError, ServiceUnavailable
 from lpr_common.http import RetryingTransport, build_client
@@ -42,7 +45,7 @@ from lpr_common.lanes import LaneHandler, request_session
 from lpr_common.service import peer_url
 from lpr_gateway.access import audit
 from lpr_gateway.access.guard import Caller, CallerDep, check, event_headers
-from lpr_gateway.access.identify import Principal, authenticate, build_subject
+from lpr_gateway.access.identify import Principal, authenticate, build_subject, unauthenticated
 from lpr_gateway.access.partner_docs import PARTNER_OPENAPI, PARTNER_TAG
 from lpr_gateway.access.routes import FORWARDED_ROUTES, Owner, RouteRule
 from lpr_gateway.access.subjects import subject_cache
@@ -64,6 +67,12 @@ STREAM_RECHECK_S = 30.0
 """How often the policy decides again whether a caller may still receive a stream."""
 STREAM_CHANGE_POLL_S = 1.0
 """How soon a stream notices that callers' records changed (the subject cache cleared)."""
+STREAM_END_AUDIT_S = 5.0
+"""How long an ended stream waits for its refusal to be recorded before it closes anyway.
+
+The recording goes on regardless, and ends in the durable outbox if audit-svc cannot
+take it.
+"""
 
 _logger = logging.getLogger(__name__)
 
@@ -129,8 +138,14 @@ async def upstream_clients(app: FastAPI) -> AsyncIterator[None]:
                 await client.aclose()
 
 
-def signed_context(request: Request, caller: Caller, *, query: str | None = None) -> RequestContext:
-    """The context minted for this forwarded request (docs/internal-api.md)."""
+def signed_context(
+    request: Request, caller: Caller, *, query: str | None = None, body: bytes
+) -> RequestContext:
+    """The context minted for this forwarded request (docs/internal-api.md).
+
+    ``body``: the exact bytes sent on (``b""`` for none); the context states their digest,
+    so that one captured on its way to a service is no good with another body.
+    """
     principal = caller.principal
     access = caller.access
     assert principal is not None
@@ -161,6 +176,7 @@ def signed_context(request: Request, caller: Caller, *, query: str | None = None
         method=request.method,
         path=request.url.path,
         query=query,
+        body_sha256=body_sha256(body),
         issued_at=datetime.now(UTC),
     )
 
@@ -292,8 +308,26 @@ def _token_expiry(request: Request, principal: Principal) -> float | None:
     return float(expiry) if isinstance(expiry, int | float) else None
 
 
-async def _still_allowed(request: Request, caller: Caller) -> bool:
-    """Decide again, as the guard does, on the caller's records as they are now."""
+@dataclass(frozen=True)
+class StreamRefusal:
+    """Why a relayed stream was ended: the refusing decision, or the authentication error."""
+
+    rule: str
+    reason: str
+    clause: str | None = None
+
+    @classmethod
+    def of_error(cls, error: LprError) -> StreamRefusal:
+        """The refusal an error stands for, named as the guard names it (its slug)."""
+        return cls(rule=error.slug, reason=error.detail or error.title)
+
+
+async def _refusal(request: Request, caller: Caller) -> StreamRefusal | None:
+    """Decide again, as the guard does, on the caller's records as they are now.
+
+    Returns:
+        ``None`` while the caller may still receive the stream, else why not.
+    """
     app: FastAPI = request.app
     settings: Settings = app.state.settings
     rule, access = caller.rule, caller.access
@@ -307,21 +341,67 @@ async def _still_allowed(request: Request, caller: Caller) -> bool:
             principal = await authenticate(request, session, b"", settings)
             subject = await build_subject(session, principal, settings, now)
     except LprError as error:
-        _logger.info("stream %s ended: %s", caller.request_id, error.detail)
-        return False
-    except Exception:
+        return StreamRefusal.of_error(error)
+    except Exception as error:
         # Access that cannot be confirmed is not continued; the caller may reconnect.
-        _logger.warning(
-            "stream %s ended: access could not be checked", caller.request_id, exc_info=True
+        _logger.warning("stream %s: access could not be checked", caller.request_id, exc_info=True)
+        return StreamRefusal(
+            "access-unconfirmed", f"access could not be checked: {type(error).__name__}"
         )
-        return False
     engine: PolicyEngine = app.state.policy
     decision = engine.decide(
         subject, rule.resource, rule.action, dataclasses.replace(access, now=now)
     )
-    if not decision.allowed:
-        _logger.info("stream %s ended: %s (%s)", caller.request_id, decision.reason, decision.rule)
-    return decision.allowed
+    if decision.allowed:
+        return None
+    return StreamRefusal(decision.rule, decision.reason, decision.clause)
+
+
+def stream_end_event(caller: Caller, refusal: StreamRefusal) -> AuditEvent:
+    """The ``access.decision`` that ended a relayed stream: denied, and why.
+
+    It repeats who, why and what was asked, carries the request's id, and points at the
+    ``access.decision`` event that allowed the stream (``details.decision_event_id``).
+    """
+    decision = caller.event
+    return decision.model_copy(
+        update={
+            "event_id": uuid4(),
+            "occurred_at": datetime.now(UTC),
+            "outcome": "denied",
+            "rule": refusal.rule,
+            "reason": refusal.reason,
+            "clause": refusal.clause,
+            "details": {
+                **(decision.details or {}),
+                "decision_event_id": str(decision.event_id),
+                "stream_ended": True,
+            },
+        }
+    )
+
+
+# Strong references: a recording outlives the relay that started it (the loop keeps weak ones).
+_stream_end_records: set[asyncio.Task[None]] = set()
+
+
+async def _record_stream_end(app: FastAPI, event: AuditEvent) -> None:
+    try:
+        # Durably queued if audit-svc cannot take it: there is no request left to refuse.
+        await audit.record(app, event, durable_fallback=True)
+    except Exception:
+        _logger.exception(
+            "access.decision %s ending stream %s not recorded", event.event_id, event.request_id
+        )
+
+
+def _audit_stream_end(app: FastAPI, caller: Caller, refusal: StreamRefusal) -> asyncio.Task[None]:
+    """Start recording why the stream ends, in a task of its own (see the relay)."""
+    _logger.info("stream %s ended: %s (%s)", caller.request_id, refusal.reason, refusal.rule)
+    task = asyncio.create_task(_record_stream_end(app, stream_end_event(caller, refusal)))
+    _stream_end_records.add(task)
+    task.add_done_callback(_stream_end_records.discard)
+    return task
 
 
 async def _next_chunk(chunks: AsyncIterator[bytes]) -> bytes | None:
@@ -339,7 +419,8 @@ async def _relay_while_allowed(
     It ends when the token the stream was opened with expires, and when the policy no
     longer allows the caller: decided again every :data:`STREAM_RECHECK_S` seconds, and
     within :data:`STREAM_CHANGE_POLL_S` of a change to callers' records (the subject
-    cache is cleared on each). The owner's stream is then closed.
+    cache is cleared on each). The owner's stream is then closed, and the refusal
+    recorded (waited for up to :data:`STREAM_END_AUDIT_S`).
     """
     principal = caller.principal
     assert principal is not None
@@ -352,6 +433,7 @@ async def _relay_while_allowed(
     next_check = loop.time() + STREAM_RECHECK_S
     chunks = upstream.aiter_raw()
     pending: asyncio.Task[bytes | None] | None = None
+    ending: asyncio.Task[None] | None = None
     try:
         while True:
             if pending is None:
@@ -364,13 +446,18 @@ async def _relay_while_allowed(
                 waits.append(expires_at - time.time())
             await asyncio.wait({pending}, timeout=max(0.0, min(waits)) if waits else None)
             if expires_at is not None and time.time() >= expires_at:
+                ending = _audit_stream_end(
+                    request.app, caller, StreamRefusal.of_error(unauthenticated("token expired"))
+                )
                 return
             # Checked whether or not a chunk came: a busy stream is checked all the same.
             changed = cache is not None and cache.generation != generation
             if recheck and (changed or loop.time() >= next_check):
                 generation = cache.generation if cache is not None else 0
                 next_check = loop.time() + STREAM_RECHECK_S
-                if not await _still_allowed(request, caller):
+                refusal = await _refusal(request, caller)
+                if refusal is not None:
+                    ending = _audit_stream_end(request.app, caller, refusal)
                     return
             if pending.done():
                 chunk = pending.result()
@@ -386,7 +473,13 @@ async def _relay_while_allowed(
                 if not pending.cancelled():
                     pending.exception()  # retrieved: the stream ends either way
         finally:
-            await upstream.aclose()
+            try:
+                await upstream.aclose()
+            finally:
+                if ending is not None:
+                    # Bounded: an audit log that never answers does not hold the stream
+                    # open (the task goes on, and queues the event durably if it fails).
+                    await asyncio.wait({ending}, timeout=STREAM_END_AUDIT_S)
 
 
 async def _settle(decision: asyncio.Task[str] | None) -> None:
@@ -423,10 +516,12 @@ async def forward(request: Request, caller: Caller) -> Response:
         headers=headers,
         timeout=timeout,
     )
-    # Bound to the query string as it goes out (httpx re-encodes it): a captured context
-    # is no good for another query on the same path.
+    # Bound to the query string as it goes out (httpx re-encodes it) and to the body: a
+    # captured context is no good for another query or body on the same path.
     outgoing.headers[CONTEXT_HEADER] = signer.sign(
-        signed_context(request, caller, query=outgoing.url.query.decode("latin-1"))
+        signed_context(
+            request, caller, query=outgoing.url.query.decode("latin-1"), body=outgoing.content
+        )
     )
     decision: asyncio.Task[str] | None = None
     if not caller.audited:
