@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Callable
@@ -9,13 +10,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lpr_common.context import ContextSigner
+from lpr_common.db import plain_url
 from lpr_recognition.app import create_app
+from lpr_recognition.fusion.service import join_tracks_of_frames
+from lpr_recognition.reads import service
 from lpr_recognition.settings import Settings
 from lpr_recognition.testing import (
     Camera,
@@ -431,3 +436,66 @@ async def test_a_batch_repeating_a_read_id_is_refused(
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "reads.1.camera_read_id"
     assert (await stored_rows(session, camera.camera_id))["reads"] == 0
+
+
+async def _waiting_on_a_lock(url: str) -> bool:
+    connection = await asyncpg.connect(plain_url(url))
+    try:
+        waiting = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+    finally:
+        await connection.close()
+    return bool(waiting)
+
+
+async def test_a_batch_posted_twice_at_once_answers_each_read_s_real_status(
+    make_settings: Callable[..., Settings],
+    isolated_database_url: str,
+    camera: Camera,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second post waits for the first to commit, then reports what it stored."""
+    reads = [
+        metadata(edge_plate={"text": "RACE111"}),
+        metadata(edge_plate={"text": "RACE222"}),
+    ]
+    path = "/v1/reads/batch"
+    first_claimed, release_first = asyncio.Event(), asyncio.Event()
+    join = join_tracks_of_frames
+
+    async def held_join(*args: Any, **kwargs: Any) -> None:
+        # The first post holds its transaction open after claiming the read ids.
+        if not first_claimed.is_set():
+            first_claimed.set()
+            await release_first.wait()
+        await join(*args, **kwargs)
+
+    monkeypatch.setattr(service, "join_tracks_of_frames", held_join)
+    app = create_app(make_settings(database_url=isolated_database_url))
+    async with app_client(app) as client:
+
+        async def post() -> httpx.Response:
+            return await client.post(
+                path, json={"reads": reads}, headers=camera.headers("POST", path)
+            )
+
+        first = asyncio.create_task(post())
+        await asyncio.wait_for(first_claimed.wait(), 10)
+        second = asyncio.create_task(post())
+        for _ in range(200):  # until the second post waits on the first one's read ids
+            if await _waiting_on_a_lock(isolated_database_url):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the second post never waited for the first")
+        release_first.set()
+        answers = [await asyncio.wait_for(task, 20) for task in (first, second)]
+        assert [a.status_code for a in answers] == [202, 202], [a.text for a in answers]
+        stored, repeated = (a.json()["reads"] for a in answers)
+        assert [r["read_id"] for r in repeated] == [r["read_id"] for r in stored]
+        assert [r["status"] for r in stored] == ["recognized", "recognized"]
+        assert [r["status"] for r in repeated] == ["recognized", "recognized"]
+        later = await post()
+        assert [r["status"] for r in later.json()["reads"]] == ["recognized", "recognized"]

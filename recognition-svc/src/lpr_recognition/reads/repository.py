@@ -152,6 +152,26 @@ async def get_read(session: AsyncSession, read_id: UUID) -> Read | None:
     return (await session.execute(select(Read).where(_reads.c.id == read_id))).scalar_one_or_none()
 
 
+async def read_statuses(
+    session: AsyncSession, reads: Sequence[tuple[UUID, datetime]]
+) -> dict[UUID, ReadStatus]:
+    """The current status of reads given as ``(id, captured_at)`` (which names the partition).
+
+    Selected as columns, not entities: a read this session loaded earlier must not answer
+    with the status it had then.
+    """
+    statuses: dict[UUID, ReadStatus] = {}
+    for start in range(0, len(reads), _ROWS_PER_STATEMENT):
+        chunk = reads[start : start + _ROWS_PER_STATEMENT]
+        result = await session.execute(
+            select(_reads.c.id, _reads.c.status).where(
+                tuple_(_reads.c.id, _reads.c.captured_at).in_(chunk)
+            )
+        )
+        statuses.update((row[0], ReadStatus(row[1])) for row in result)
+    return statuses
+
+
 async def get_plates(session: AsyncSession, read: Read) -> list[Plate]:
     """The plates of a read, in index order."""
     result = await session.execute(

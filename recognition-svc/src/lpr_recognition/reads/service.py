@@ -269,6 +269,18 @@ def edge_plate_row(read: Read) -> Plate:
     )
 
 
+async def _answer_replays(
+    session: AsyncSession, outcomes: list[Ingested | None], replayed: Sequence[tuple[int, ReadKey]]
+) -> None:
+    """Fill in the outcome of each read posted before, with its read's current status."""
+    statuses = await repository.read_statuses(
+        session, [(key.read_id, key.captured_at) for _, key in replayed]
+    )
+    for position, key in replayed:
+        status = statuses.get(key.read_id, ReadStatus.pending)
+        outcomes[position] = Ingested(key.read_id, status, False, key.camera_read_id)
+
+
 async def ingest_batch(
     *,
     session: AsyncSession,
@@ -297,16 +309,17 @@ async def ingest_batch(
     existing = await repository.get_read_keys(
         session, camera_id=camera.camera_id, camera_read_ids=list(seen)
     )
+    replayed: list[tuple[int, ReadKey]] = []
     for position, metadata in enumerate(reads):
         content = metadata.canonical()
         key = existing.get(metadata.camera_read_id)
         if key is not None:
-            read_id = _replay(key, content, f"reads.{position}")
-            status = await _status(session, read_id)
-            outcomes[position] = Ingested(read_id, status, False, metadata.camera_read_id)
+            _replay(key, content, f"reads.{position}")
+            replayed.append((position, key))
         else:
             fresh.append((position, metadata, content))
     if not fresh:
+        await _answer_replays(session, outcomes, replayed)
         return [outcome for outcome in outcomes if outcome is not None]
     await ensure_partitions(engine, {capture_day(m.captured_at) for _, m, _ in fresh})
     drafts = [
@@ -331,19 +344,20 @@ async def ingest_batch(
     for position, metadata, content, read in drafts:
         if (camera.camera_id, metadata.camera_read_id) not in claimed:
             # The same read id posted concurrently; the first one won.
+            # The claim waited for that request to commit, so its read is visible now, in
+            # whatever status it has reached: the answer reports that, not a guess.
             raced = await repository.get_read_key(
                 session, camera_id=camera.camera_id, camera_read_id=metadata.camera_read_id
             )
             assert raced is not None
-            read_id = _replay(raced, content, f"reads.{position}")
-            outcomes[position] = Ingested(
-                read_id, ReadStatus.pending, False, metadata.camera_read_id
-            )
+            _replay(raced, content, f"reads.{position}")
+            replayed.append((position, raced))
             continue
         # The camera already read the plate: no recognition, straight to the handoff.
         read.status, read.recognized_at = ReadStatus.recognized.value, now
         stored.append(read)
         outcomes[position] = Ingested(read.id, ReadStatus.recognized, True, metadata.camera_read_id)
+    await _answer_replays(session, outcomes, replayed)
     plates = [edge_plate_row(read) for read in stored]
     await repository.add_reads(session, stored)
     await repository.add_plates(session, plates)
