@@ -35,7 +35,7 @@ from lpr_common.testing import context_signer
 from lpr_recognition.app import create_app
 from lpr_recognition.blobs import LocalBlobStore, blob_key
 from lpr_recognition.retention import holds
-from lpr_recognition.retention.job import RetentionJob, deleted_ids_sha256
+from lpr_recognition.retention.job import RETENTION_LOCK_KEY, RetentionJob, deleted_ids_sha256
 from lpr_recognition.settings import Settings
 from lpr_recognition.testing import AGENCY, Camera, jpeg_bytes, metadata
 from lprctl.commands.retention import cmd_run
@@ -680,6 +680,47 @@ async def test_a_hold_placed_during_a_run_waits_for_it_and_holds_what_is_left(
     assert await platform.stored([read_id]) == set()
     assert placed.status_code == 422, placed.text
     assert [e["field"] for e in placed.json()["errors"]] == ["read_ids.0"]
+
+
+async def test_a_hold_waits_a_bounded_time_for_a_long_purge_then_is_refused_naming_it(
+    platform: Platform,
+) -> None:
+    """IACP B.1.b: a long purge answers the clerk 503 with Retry-After; nothing is stored."""
+    read_id = await platform.post_read(datetime.now(UTC), _image(95))
+    job: RetentionJob = platform.app.state.retention
+    job.config.hold_lock_timeout_s = 0.3
+    job.config.hold_retry_after_s = 17
+    holds_before = await _hold_count(platform)
+    events_before = len(await platform.audit_events("legal_hold.placed"))
+    # A purge run's transaction holds the retention lock (as RetentionJob._run takes it).
+    async with platform.engine.connect() as purge, purge.begin():
+        locked = await purge.scalar(
+            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": RETENTION_LOCK_KEY}
+        )
+        assert locked
+        purge_pid = await purge.scalar(text("SELECT pg_backend_pid()"))
+        started = asyncio.get_running_loop().time()
+        refused = await asyncio.wait_for(
+            _hold_reads(
+                platform, "PD-2026-000905", [read_id], reason="evidence in a burglary case"
+            ),
+            10,
+        )
+        waited = asyncio.get_running_loop().time() - started
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["Retry-After"] == "17"
+    detail = refused.json()["detail"]
+    assert f"retention purge run in database process {purge_pid}" in detail
+    assert "not placed" in detail
+    assert waited < 5
+    assert await _hold_count(platform) == holds_before
+    assert len(await platform.audit_events("legal_hold.placed")) == events_before
+
+    placed = await _hold_reads(
+        platform, "PD-2026-000905", [read_id], reason="evidence in a burglary case"
+    )
+    assert placed.status_code == 201, placed.text
+    assert await _hold_count(platform) == holds_before + 1
 
 
 async def test_without_the_audit_log_nothing_is_purged(platform: Platform) -> None:

@@ -23,6 +23,10 @@ class RetentionConfig(BaseSettings):
     # Dropping a day partition locks the reads table; never queue behind a long transaction.
     lock_timeout_s: float = Field(default=10.0, gt=0)
     audit_timeout_s: float = Field(default=10.0, gt=0)
+    # Placing a legal hold waits this long for a running purge to commit (it shares the
+    # lock the purge holds), then is refused with 503 and Retry-After, nothing stored.
+    hold_lock_timeout_s: float = Field(default=5.0, gt=0)
+    hold_retry_after_s: int = Field(default=30, ge=1)
     # An image file no read refers to, written this long ago, is an orphan (its read was
     # refused or failed after the image was stored) and is deleted. Far longer than any
     # ingest takes between storing the image and committing the read.

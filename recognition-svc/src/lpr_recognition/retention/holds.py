@@ -9,11 +9,13 @@ the event, the request fails (503) and nothing changes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from sqlalchemy import select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -160,14 +162,91 @@ async def _public(session: AsyncSession, hold: LegalHold) -> LegalHoldPublic:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class LockWait:
+    """How long placing a hold waits for a running purge, and the Retry-After it answers."""
+
+    timeout_s: float = 5.0
+    retry_after_s: int = 30
+
+
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
+def _sqlstate(error: DBAPIError) -> str | None:
+    state = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return str(state) if state is not None else None
+
+
+async def _running_purge(session: AsyncSession) -> str:
+    """Words naming the purge that holds the retention lock (its database process)."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT a.pid, a.xact_start FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.mode = 'ExclusiveLock' "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND l.classid = CAST(:high AS oid) AND l.objid = CAST(:low AS oid) "
+                "AND l.objsubid = 1 "
+                "LIMIT 1"
+            ),
+            {"high": RETENTION_LOCK_KEY >> 32, "low": RETENTION_LOCK_KEY & 0xFFFF_FFFF},
+        )
+    ).first()
+    if row is None:
+        return "a retention purge run (it has just finished)"
+    since = f", running since {row.xact_start.isoformat()}" if row.xact_start else ""
+    return f"the retention purge run in database process {row.pid}{since}"
+
+
+async def _share_retention_lock(session: AsyncSession, *, wait: LockWait) -> None:
+    """Share the lock a purge run holds while it purges, waiting ``wait.timeout_s`` at most.
+
+    Raises:
+        ServiceUnavailable: A purge run holds it longer (503 with ``Retry-After``); the
+            transaction is rolled back, so nothing of the hold is stored.
+    """
+    previous = (await session.execute(text("SELECT current_setting('lock_timeout')"))).scalar_one()
+    await session.execute(
+        text("SELECT set_config('lock_timeout', :wait, true)"),
+        {"wait": f"{max(1, int(wait.timeout_s * 1000))}ms"},
+    )
+    try:
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": RETENTION_LOCK_KEY}
+        )
+    except DBAPIError as error:
+        if _sqlstate(error) != _LOCK_NOT_AVAILABLE:
+            raise
+        await session.rollback()
+        purge = await _running_purge(session)
+        raise ServiceUnavailable(
+            f"{purge} holds the retention lock; waited {wait.timeout_s:g} s for it to "
+            f"commit. The legal hold was not placed: retry after {wait.retry_after_s} s",
+            headers={"Retry-After": str(wait.retry_after_s)},
+        ) from None
+    await session.execute(
+        text("SELECT set_config('lock_timeout', :previous, true)"), {"previous": previous}
+    )
+
+
 async def place(
     *,
     session: AsyncSession,
     audit: AuditClient | None,
     context: RequestContext,
     body: LegalHoldCreate,
+    lock_wait: LockWait | None = None,
 ) -> LegalHoldPublic:
-    """Place a hold for a case; refuses, naming each bad field, with nothing stored."""
+    """Place a hold for a case; refuses, naming each bad field, with nothing stored.
+
+    Raises:
+        InvalidInput: A bad field (each named).
+        ServiceUnavailable: The audit log cannot take the event, or a purge run kept the
+            retention lock longer than ``lock_wait`` allows (with ``Retry-After``).
+    """
+    lock_wait = lock_wait or LockWait()
     require_roles(context, HOLD_PLACERS, "placing a legal hold")
     errors: list[FieldError] = []
     case_number = (body.case_number or "").strip()
@@ -186,10 +265,9 @@ async def place(
         # snapshot still shows no hold). So share the lock each run try-locks exclusively,
         # before the reads are looked up: a run that starts now is skipped (nothing
         # deleted; the next one sees the hold), and a hold placed during a run waits for
-        # its commit, then finds only the reads it left.
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": RETENTION_LOCK_KEY}
-        )
+        # its commit, then finds only the reads it left. The wait is bounded: a long
+        # purge answers 503 with Retry-After instead of holding the request open.
+        await _share_retention_lock(session, wait=lock_wait)
     if not errors and body.read_ids is not None:
         found = await _reads_by_id(session, body.read_ids, context.agency)
         errors.extend(

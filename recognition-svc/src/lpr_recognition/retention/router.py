@@ -14,6 +14,7 @@ from lpr_common.context import ContextDep, require_roles
 from lpr_common.db import SessionDep
 from lpr_common.errors import NotFound, ServiceUnavailable
 from lpr_recognition.retention import holds
+from lpr_recognition.retention.config import RetentionConfig
 from lpr_recognition.retention.job import RetentionJob, RunResult
 from lpr_recognition.retention.models import RetentionRun
 from lpr_recognition.retention.schemas import (
@@ -42,7 +43,15 @@ async def place_legal_hold(
     request: Request, body: LegalHoldCreate, context: ContextDep, session: SessionDep
 ) -> LegalHoldPublic:
     """Place a legal hold on reads for a case, with a case number and a reason."""
-    return await holds.place(session=session, audit=_audit(request), context=context, body=body)
+    job: RetentionJob | None = getattr(request.app.state, "retention", None)
+    config = job.config if job is not None else RetentionConfig()
+    return await holds.place(
+        session=session,
+        audit=_audit(request),
+        context=context,
+        body=body,
+        lock_wait=holds.LockWait(config.hold_lock_timeout_s, config.hold_retry_after_s),
+    )
 
 
 @holds_router.get("")
