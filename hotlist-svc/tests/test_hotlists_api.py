@@ -118,6 +118,34 @@ async def test_malformed_file_changes_nothing(api: Api) -> None:
     assert [e["plate"] for e in entries] == ["KEEP12"]
 
 
+async def test_a_utf16_export_without_bom_imports_like_utf8(api: Api) -> None:
+    hot_list = await create_list(api, "Records export", source="DMV")
+    text = "plate,state,reason\r\nABC123,CA,stolen\r\nXYZ789,NV,wanted\r\n"
+    response = await upload(api, hot_list["id"], text.encode("utf-16-le"), "csv")
+    assert response.status_code == 201, response.text
+    report = response.json()
+    assert (report["entry_count"], report["rejected"]) == (2, 0)
+    entries = (await api.call("GET", f"/v1/hotlists/{hot_list['id']}/entries")).json()["entries"]
+    assert sorted(e["plate"] for e in entries) == ["ABC123", "XYZ789"]
+
+
+async def test_a_broken_utf16_export_is_refused_once_and_changes_nothing(api: Api) -> None:
+    hot_list = await create_list(api, "Records export 2", source="DMV")
+    list_id = hot_list["id"]
+    assert (await upload(api, list_id, b"plate\nKEEP12\n", "csv")).status_code == 201
+    text = "plate,state\r\nABC123,CA\r\nXYZ789,NV\r\n"
+    response = await upload(api, list_id, text.encode("utf-16-le")[:-1], "csv")
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["field"] == "file"
+    assert "without a byte-order mark" in error["reason"]
+    assert "re-export as UTF-8 or with a byte-order mark" in error["reason"]
+    versions = (await api.call("GET", f"/v1/hotlists/{list_id}/versions")).json()
+    assert [v["number"] for v in versions] == [1]
+    entries = (await api.call("GET", f"/v1/hotlists/{list_id}/entries")).json()["entries"]
+    assert [e["plate"] for e in entries] == ["KEEP12"]
+
+
 @pytest.mark.parametrize(
     ("line", "reason"),
     [

@@ -281,3 +281,39 @@ def test_an_ncic_line_that_cannot_be_stored_is_rejected(line: str, reason: str) 
 def test_a_header_holding_nul_refuses_the_file(data: bytes, format: str) -> None:
     with pytest.raises(MalformedFile, match=r"header .*NUL"):
         parse_hotlist(data, format)
+
+
+UTF16_CSV = (
+    "plate,state,reason\r\nABC123,CA,stolen\r\nXYZ789,NV,wanted \u2013 \u0410\u0411\u0412\r\n"
+)
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-16"])
+@pytest.mark.parametrize("format", ["csv", "genetec_delimited", "ncic"])
+def test_utf16_with_or_without_bom_is_read_as_text(codec: str, format: str) -> None:
+    """Records systems export UTF-16LE without a BOM; its lines are not NUL-riddled."""
+    text = {
+        "csv": UTF16_CSV,
+        "genetec_delimited": "W;CA;ABC123\r\nV;NV;XYZ789\r\n",
+        "ncic": NCIC_EXAMPLE + "\r\n" + NCIC_EXAMPLE.replace("AB123456", "XYZ789  ") + "\r\n",
+    }[format]
+    result = parse_hotlist(text.encode(codec), format)
+    assert result.rejections == ()
+    assert len(result.entries) == 2
+
+
+def test_utf16_without_bom_that_does_not_decode_is_refused_as_a_whole() -> None:
+    data = UTF16_CSV.encode("utf-16-le")[:-1]  # odd length: its last character is cut
+    with pytest.raises(MalformedFile, match=r"UTF-16-LE text without a byte-order mark.*re-export"):
+        parse_csv(data)
+
+
+def test_a_file_full_of_nul_bytes_is_refused_as_a_whole_not_line_by_line() -> None:
+    data = "plate,state\r\nABC123,CA\r\n".encode("utf-32-le")  # NUL bytes at both parities
+    with pytest.raises(MalformedFile, match=r"NUL bytes in .* re-export as UTF-8"):
+        parse_csv(data)
+
+
+def test_an_ncic_extract_in_utf16_must_still_be_ascii() -> None:
+    with pytest.raises(MalformedFile, match="not valid ascii"):
+        parse_ncic((NCIC_EXAMPLE + "é\r\n").encode("utf-16-le"))

@@ -8,6 +8,7 @@ bad line never raises; a file that is not of the format at all raises
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -211,16 +212,86 @@ def diff(old_entries: Iterable[_Keyed], new_entries: Iterable[_Keyed]) -> EntryD
     )
 
 
+UTF16_SAMPLE_BYTES: Final = 4096
+"""How much of a file is looked at to tell UTF-16 text without a byte-order mark."""
+
+_UTF16_REEXPORT: Final = "re-export as UTF-8 or with a byte-order mark (BOM)"
+
+
+def _utf16_text(data: bytes, encoding: str) -> str | None:
+    """The file's text if it is UTF-16, else ``None`` (then it is read as ``encoding``).
+
+    Records systems export UTF-16LE, often without a byte-order mark. Hot-list text is
+    almost all ASCII, so such a file has a NUL byte at nearly every other position: at odd
+    offsets (little-endian) or even ones (big-endian), and none at the others (a character
+    outside Latin-1, a dash or a Cyrillic letter, has no NUL byte). Read as UTF-8 it would
+    be refused line by line for holding NUL characters.
+
+    Raises:
+        MalformedFile: The file looks like UTF-16 without a BOM but is not valid UTF-16,
+            or is so full of NUL bytes that it is neither text nor recognisably UTF-16.
+    """
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            return None  # not UTF-16 after all: read (and refused) as the format's encoding
+        return _as_encoding(text, encoding)
+    sample = data[: min(len(data), UTF16_SAMPLE_BYTES) // 2 * 2]
+    if len(sample) < 4 or b"\x00" not in sample:
+        return None
+    even_nul = sample[0::2].count(0) / (len(sample) // 2)
+    odd_nul = sample[1::2].count(0) / (len(sample) // 2)
+    codec = None
+    if odd_nul >= 0.5 and even_nul == 0:
+        codec = "utf-16-le"
+    elif even_nul >= 0.5 and odd_nul == 0:
+        codec = "utf-16-be"
+    elif (even_nul + odd_nul) / 2 >= 0.25:
+        raise MalformedFile(
+            f"file holds NUL bytes in {(even_nul + odd_nul) / 2:.0%} of its first "
+            f"{len(sample)} bytes; if it is UTF-16 without a byte-order mark, {_UTF16_REEXPORT}"
+        )
+    if codec is None:
+        return None
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError as error:
+        raise MalformedFile(
+            f"file looks like {codec.upper()} text without a byte-order mark but is not valid "
+            f"{codec.upper()} (byte {error.start} cannot be decoded): {_UTF16_REEXPORT}"
+        )
+    return _as_encoding(text, encoding)
+
+
+def _as_encoding(text: str, encoding: str) -> str:
+    """``text`` if the format's encoding can hold it (an NCIC extract is ASCII)."""
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError as error:
+        raise MalformedFile(
+            f"file is not valid {encoding} text (character {error.start} cannot be encoded)"
+        )
+    except LookupError:
+        raise MalformedFile(f"unknown text encoding {encoding!r}")
+    return text
+
+
 def decode_lines(data: bytes, *, encoding: str) -> list[str]:
     """Decode a file into lines without their line endings.
 
-    A line holding a NUL byte in a file that is otherwise valid text is returned as it is:
-    the importer refuses that line (:func:`refuse_nul`) and imports the others.
+    UTF-16 text, with or without a byte-order mark, is recognised and decoded whatever
+    ``encoding`` says (:func:`_utf16_text`). A line holding a NUL byte in a file that is
+    otherwise valid text is returned as it is: the importer refuses that line
+    (:func:`refuse_nul`) and imports the others.
 
     Raises:
-        MalformedFile: If the bytes are binary (NUL bytes and not valid text) or not valid
-            text in ``encoding``.
+        MalformedFile: If the bytes are binary (NUL bytes and not valid text), not valid
+            text in ``encoding``, or UTF-16 without a byte-order mark that does not decode.
     """
+    utf16 = _utf16_text(data, encoding)
+    if utf16 is not None:
+        return utf16.splitlines()
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as error:
