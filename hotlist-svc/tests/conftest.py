@@ -18,7 +18,9 @@ from lprctl.pytest_plugin import app_client
 @pytest.fixture
 def settings(service_env: dict[str, str]) -> Settings:
     """Settings pointing at the test database and data directory."""
-    return Settings(hotlist_stream_poll_s=0.2)
+    # No background flush of the audit outbox: a test flushes by hand, and rows another
+    # suite committed to the shared database are not sent to this test's audit log.
+    return Settings(hotlist_stream_poll_s=0.2, hotlist_audit_outbox_flush_s=3600)
 
 
 @pytest.fixture

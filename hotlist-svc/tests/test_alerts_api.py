@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
+from lpr_hotlist import audit_outbox
+from lpr_hotlist.audit_outbox import AuditOutbox
 from lpr_hotlist.testing import AGENCY, Api, AuditLog, ncic_line
 
 
@@ -391,13 +398,206 @@ async def test_another_agency_cannot_work_our_alert(
     assert audit_log.of_type("alert.transition") == []
 
 
-async def test_failed_audit_fails_the_transition(
+async def test_audit_log_down_after_the_step_committed_queues_its_event_durably(
     api: Api, app: FastAPI, session: AsyncSession, audit_log: AuditLog
 ) -> None:
+    """The step has committed before its event is sent: it stands, and its event is kept."""
     alert_id = await new_alert(api, app, session)
     audit_log.fail = True
     response = await api.call("POST", f"/v1/alerts/{alert_id}/acknowledge")
-    assert response.status_code == 503
+    assert response.status_code == 200, response.text
+    assert audit_log.of_type("alert.transition") == []
+    [queued] = (await session.scalars(select(AuditOutbox))).all()
+    assert queued.event["event_type"] == "alert.transition"
+    assert queued.event["details"]["alert_id"] == alert_id
+
+    audit_log.fail = False
+
+    @asynccontextmanager
+    async def same_session() -> AsyncIterator[AsyncSession]:
+        yield session
+
+    assert await audit_outbox.flush(same_session, app.state.audit) == 1
+    [event] = audit_log.of_type("alert.transition")
+    assert event["event_id"] == queued.event["event_id"]
+    assert (event["outcome"], event["details"]["to"]) == ("success", "acknowledged")
+    assert (await session.scalars(select(AuditOutbox))).all() == []
+
+
+async def test_a_sent_event_leaves_nothing_queued(
+    api: Api, app: FastAPI, session: AsyncSession, audit_log: AuditLog
+) -> None:
+    alert_id = await new_alert(api, app, session)
+    response = await api.call("POST", f"/v1/alerts/{alert_id}/acknowledge")
+    assert response.status_code == 200, response.text
+    assert len(audit_log.of_type("alert.transition")) == 1
+    assert (await session.scalars(select(AuditOutbox))).all() == []
+
+
+@pytest.mark.parametrize("step", ["verify", "status_check", "disposition"])
+async def test_a_step_whose_write_fails_is_not_logged_as_done(
+    api: Api, app: FastAPI, session: AsyncSession, audit_log: AuditLog, step: str
+) -> None:
+    """IACP C.4-C.5: the access log holds no success for a step that did not commit."""
+    alert_id = await new_alert(api, app, session)
+    base = f"/v1/alerts/{alert_id}"
+    path = {"verify": "verify", "status_check": "status-check", "disposition": "disposition"}
+    bodies: dict[str, dict[str, Any] | None] = {
+        "acknowledge": None,
+        "verify": VERIFY,
+        "status_check": STATUS,
+        "disposition": {"code": "arrest", "note": "driver arrested"},
+    }
+    for earlier in ["acknowledge", "verify", "status_check", "disposition"]:
+        if earlier == step:
+            break
+        done = await api.call("POST", f"{base}/{path.get(earlier, earlier)}", json=bodies[earlier])
+        assert done.status_code == 200, done.text
+    before = len(audit_log.of_type("alert.transition"))
+    # The database refuses the step's event row, as a failing commit would lose the step.
+    await session.execute(
+        text(
+            f"""
+            CREATE FUNCTION hotlist.test_refuse_step() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.details->>'action' = '{step}' THEN
+                    RAISE EXCEPTION 'refused by the test';
+                END IF;
+                RETURN NEW;
+            END $$
+            """
+        )
+    )
+    await session.execute(
+        text(
+            "CREATE TRIGGER refuse_step BEFORE INSERT ON hotlist.alert_events "
+            "FOR EACH ROW EXECUTE FUNCTION hotlist.test_refuse_step()"
+        )
+    )
+    with contextlib.suppress(Exception):  # a 500, or the error raised through the transport
+        response = await api.call("POST", f"{base}/{path[step]}", json=bodies[step])
+        assert response.status_code >= 500
+    await session.rollback()
+    assert len(audit_log.of_type("alert.transition")) == before
+    assert [e for e in audit_log.events if e["details"].get("action") == step] == []
+
+
+async def queued_creations(session: AsyncSession, alert_ids: set[str]) -> list[AuditOutbox]:
+    """The queued ``alert.created`` events of some alerts (other suites may queue more)."""
+    return [
+        row
+        for row in (await session.scalars(select(AuditOutbox).order_by(col(AuditOutbox.id)))).all()
+        if row.event["event_type"] == "alert.created"
+        and row.event["details"]["alert_id"] in alert_ids
+    ]
+
+
+@pytest.mark.parametrize("failure", ["event_row_refused", "commit_fails"])
+async def test_an_alert_whose_write_fails_is_not_logged_as_raised(
+    api: Api,
+    app: FastAPI,
+    session: AsyncSession,
+    audit_log: AuditLog,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
+) -> None:
+    """IACP C.4: the access log holds no alert that was not stored, nor its hit counted."""
+    await hot_list_with(api, app, session, [ncic_line("V", "FLD123")])
+    body = read("FLD123", deployment_id="dep-" + uuid4().hex[:8])
+    if failure == "event_row_refused":
+        # The database refuses the alert's created event, as a failing commit would lose it.
+        await session.execute(
+            text(
+                """
+                CREATE FUNCTION hotlist.test_refuse_alert() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.event_type = 'alert.created' THEN
+                        RAISE EXCEPTION 'refused by the test';
+                    END IF;
+                    RETURN NEW;
+                END $$
+                """
+            )
+        )
+        await session.execute(
+            text(
+                "CREATE TRIGGER refuse_alert BEFORE INSERT ON hotlist.alert_events "
+                "FOR EACH ROW EXECUTE FUNCTION hotlist.test_refuse_alert()"
+            )
+        )
+    else:
+
+        async def refuse_commit() -> None:
+            raise ConnectionResetError("connection lost during the commit")
+
+        monkeypatch.setattr(session, "commit", refuse_commit)
+    with contextlib.suppress(Exception):  # a 500, or the error raised through the transport
+        response = await post_read(api, body)
+        assert response.status_code >= 500
+    monkeypatch.undo()
+    await session.rollback()
+    assert audit_log.of_type("alert.created") == []
+    assert [e for e in audit_log.events if e["details"].get("read_id") == body["read_id"]] == []
+    queued = (await session.scalars(select(AuditOutbox))).all()
+    assert [row for row in queued if row.event["details"].get("read_id") == body["read_id"]] == []
+    assert body["deployment_id"] not in app.state.deployment_results.pending
+
+
+async def test_audit_log_down_after_the_alert_committed_queues_its_event_durably(
+    api: Api, app: FastAPI, session: AsyncSession, audit_log: AuditLog
+) -> None:
+    """The alert has committed before its event is sent: it stands, and its event is kept."""
+    await hot_list_with(api, app, session, [ncic_line("V", "DWN123")])
+    body = read("DWN123", deployment_id="dep-" + uuid4().hex[:8])
+    audit_log.fail = True
+    response = await post_read(api, body)
+    assert response.status_code == 200, response.text
+    [alert] = response.json()["alerts"]
+    assert audit_log.of_type("alert.created") == []
+    assert app.state.deployment_results.pending[body["deployment_id"]].hits == 1
+    [queued] = await queued_creations(session, {alert["alert_id"]})
+    assert queued.event["details"]["read_id"] == body["read_id"]
+
+    # recognition-svc retries a read it has no answer for: the same alert, no second event.
+    again = await post_read(api, body)
+    assert again.status_code == 200, again.text
+    assert again.json() == response.json()
+    assert len(await queued_creations(session, {alert["alert_id"]})) == 1
+
+    audit_log.fail = False
+
+    @asynccontextmanager
+    async def same_session() -> AsyncIterator[AsyncSession]:
+        yield session
+
+    assert await audit_outbox.flush(same_session, app.state.audit) >= 1
+    [event] = audit_log.of_type("alert.created")
+    assert event["event_id"] == queued.event["event_id"]
+    assert (event["outcome"], event["details"]["alert_id"]) == ("success", alert["alert_id"])
+    assert await queued_creations(session, {alert["alert_id"]}) == []
+
+
+async def test_a_read_raising_no_alert_leaves_the_audit_outbox_alone(
+    api: Api, app: FastAPI, session: AsyncSession, audit_log: AuditLog
+) -> None:
+    """No hit, a frame joining its pass's alert, a repeated read: no audit event to queue."""
+    await hot_list_with(api, app, session, [ncic_line("V", "QUE4567")])
+    track_id, read_ids = str(uuid4()), list[str]()
+    first = (await post_read(api, frame("QUE4567", track_id, read_ids))).json()
+    [alert] = first["alerts"]
+    assert len(audit_log.of_type("alert.created")) == 1
+    assert await queued_creations(session, {alert["alert_id"]}) == []
+    audit_log.fail = True
+    before = len((await session.scalars(select(AuditOutbox))).all())
+    miss = await post_read(api, read("NOH1T00"))
+    joined = await post_read(api, frame("QUE4567", track_id, read_ids))
+    repeated = await post_read(api, read("QUE4567", read_id=first["read_id"]))
+    assert [r.status_code for r in (miss, joined, repeated)] == [200, 200, 200]
+    assert miss.json()["alerts"] == []
+    assert [a["alert_id"] for a in joined.json()["alerts"]] == [alert["alert_id"]]
+    assert repeated.json() == first
+    assert len((await session.scalars(select(AuditOutbox))).all()) == before
+    assert len(audit_log.of_type("alert.created")) == 1
 
 
 async def test_workflow_text_holding_nul_is_named_and_changes_nothing(

@@ -8,6 +8,7 @@ from lpr_common.deployment_results import deployment_results_lifespan
 from lpr_common.service import create_service_app
 from lpr_hotlist.alerts.router import dispositions_router, internal_router
 from lpr_hotlist.alerts.router import router as alerts_router
+from lpr_hotlist.audit_outbox import audit_outbox_lifespan
 from lpr_hotlist.hotlists.router import router as hotlists_router
 from lpr_hotlist.hotlists.router import shift_router
 from lpr_hotlist.live_index import live_index_lifespan
@@ -30,7 +31,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             internal_router,
         ],
         peers=["audit"],
-        lifespan_hooks=[live_index_lifespan(settings), deployment_results_lifespan("hotlist")],
+        lifespan_hooks=[
+            live_index_lifespan(settings),
+            deployment_results_lifespan("hotlist"),
+            audit_outbox_lifespan(settings),
+        ],
         openapi_tags=[
             {
                 "name": "hot lists",

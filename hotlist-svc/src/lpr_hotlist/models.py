@@ -1,6 +1,7 @@
 """Every table of the hot-list service, imported so that the metadata knows them all."""
 
 from lpr_hotlist.alerts.models import Alert, AlertEvent, DispositionCode, MatchedRead
+from lpr_hotlist.audit_outbox import AuditOutbox
 from lpr_hotlist.hotlists.models import (
     HotList,
     HotListConfig,
@@ -13,6 +14,7 @@ from lpr_hotlist.hotlists.models import (
 __all__ = [
     "Alert",
     "AlertEvent",
+    "AuditOutbox",
     "DispositionCode",
     "HotList",
     "HotListConfig",

@@ -21,3 +21,5 @@ class Settings(LprSettings):
     hotlist_stream_poll_s: float = 5.0
     # Shift checks older than this do not flag new alerts.
     hotlist_shift_check_valid_h: int = 14
+    # How often queued audit events (audit-svc was down after a step committed) are resent.
+    hotlist_audit_outbox_flush_s: float = 5.0

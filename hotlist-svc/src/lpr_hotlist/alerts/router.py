@@ -9,12 +9,14 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
+from lpr_common.audit_client import AuditEvent
 from lpr_common.context import ContextDep, InternalContextDep, RequestContext
 from lpr_common.db import SessionDep
 from lpr_common.deployment_results import DeploymentResults
 from lpr_common.errors import FieldError, InvalidInput, ServiceUnavailable
 from lpr_common.plates import InvalidPlate, normalize_plate
 from lpr_common.values import DATETIME_RANGE_REASON, Int8, storable_datetime
+from lpr_hotlist import audit_outbox
 from lpr_hotlist.access import audit_event, describe_answer, record, require_administrator
 from lpr_hotlist.alerts import repository, service
 from lpr_hotlist.alerts.models import Alert, DispositionCode
@@ -92,42 +94,7 @@ async def match_read(
         stale_valid_for=_stale_window(request),
         ignored=ignored,
     )
-    if events:
-        # Only the alerts raised now are audited and counted as hits: a frame attached to
-        # its pass's alert raises none (its alert.updated event goes to the stream only).
-        raised = {e.alert_id for e in events if e.event_type == "alert.created"}
-        await record(
-            request,
-            *(
-                audit_event(
-                    context,
-                    event_type="alert.created",
-                    resource="alerts",
-                    action="create",
-                    plate=alert.read_plate,
-                    clause="C.4",
-                    details={
-                        "alert_id": str(alert.id),
-                        "read_id": str(alert.read_id),
-                        "agency": alert.agency,
-                        "list_id": str(alert.list_id),
-                        "list_name": alert.entry.get("list_name"),
-                        "list_category": alert.entry.get("list_category"),
-                        "entry_id": str(alert.entry_id),
-                        "rule": alert.rule,
-                        "explanation": alert.explanation,
-                        "rank": alert.rank,
-                        "stale_hotlists": alert.stale_hotlists,
-                        "index_generation": state.generation,
-                    },
-                )
-                for alert in alerts
-                if alert.id in raised
-            ),
-        )
-        await repository.append_events(session, events)
-        _count_results(request, data.deployment_id, hits=len(raised))
-    return MatchAnswer(
+    answer = MatchAnswer(
         read_id=data.read_id,
         ignored=ignored,
         alerts=[
@@ -146,6 +113,56 @@ async def match_read(
             )
             for a in alerts
         ],
+    )
+    # Only the alerts raised now are audited and counted as hits: a frame attached to its
+    # pass's alert raises none (its alert.updated event goes to the stream only), and a
+    # read without a hit or a repeated read id writes no event and leaves the outbox alone.
+    raised = {e.alert_id for e in events if e.event_type == "alert.created"}
+    audited = [
+        _created_event(context, alert, generation=state.generation)
+        for alert in alerts
+        if alert.id in raised
+    ]
+    if not audited:
+        await repository.append_events(session, events)
+        return answer
+    # The access log must hold an alert only if it exists: the events are stored with the
+    # alerts and sent once they have committed (the outbox resends them if audit-svc is
+    # down then). After the commit nothing may fail the request: recognition-svc would
+    # only retry, and the repeated read id would answer these alerts without their events.
+    staged = await audit_outbox.stage(session, *audited)
+    await repository.append_events(session, events)
+    await session.commit()
+    await audit_outbox.send_staged(
+        session, getattr(request.app.state, "audit", None), staged, *audited
+    )
+    _count_results(request, data.deployment_id, hits=len(raised))
+    return answer
+
+
+def _created_event(context: RequestContext, alert: Alert, *, generation: int) -> AuditEvent:
+    """The audit event of an alert raised by a read (IACP C.4)."""
+    return audit_event(
+        context,
+        event_type="alert.created",
+        resource="alerts",
+        action="create",
+        plate=alert.read_plate,
+        clause="C.4",
+        details={
+            "alert_id": str(alert.id),
+            "read_id": str(alert.read_id),
+            "agency": alert.agency,
+            "list_id": str(alert.list_id),
+            "list_name": alert.entry.get("list_name"),
+            "list_category": alert.entry.get("list_category"),
+            "entry_id": str(alert.entry_id),
+            "rule": alert.rule,
+            "explanation": alert.explanation,
+            "rank": alert.rank,
+            "stale_hotlists": alert.stale_hotlists,
+            "index_generation": generation,
+        },
     )
 
 
@@ -385,25 +402,31 @@ async def _step(
         body=body,
         stale_valid_for=_stale_window(request),
     )
-    await record(
-        request,
-        audit_event(
-            context,
-            event_type="alert.transition",
-            resource="alerts",
-            action="update",
-            plate=alert.read_plate,
-            clause="C.5" if action == "disposition" else "C.4",
-            details={
-                "alert_id": str(alert.id),
-                "from": event.from_status,
-                "to": event.to_status,
-                "user": context.subject_id,
-                **(event.details or {}),
-            },
-        ),
+    audited = audit_event(
+        context,
+        event_type="alert.transition",
+        resource="alerts",
+        action="update",
+        plate=alert.read_plate,
+        clause="C.5" if action == "disposition" else "C.4",
+        details={
+            "alert_id": str(alert.id),
+            "from": event.from_status,
+            "to": event.to_status,
+            "user": context.subject_id,
+            **(event.details or {}),
+        },
     )
+    # The access log must hold the step only if it happened: its event is stored with the
+    # step, and sent once the step has committed (the outbox resends it if audit-svc is
+    # down then). Sending before the commit could log a step whose commit then failed, and
+    # sending under the event lock of append_events would make every writer wait on it.
+    staged = await audit_outbox.stage(session, audited)
     await repository.append_events(session, [event])
+    await session.commit()
+    await audit_outbox.send_staged(
+        session, getattr(request.app.state, "audit", None), staged, audited
+    )
     if action == "disposition":
         _count_results(request, alert.deployment_id, dispositions=1)
     return alert_public(alert)

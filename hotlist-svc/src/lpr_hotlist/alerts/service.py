@@ -431,7 +431,8 @@ async def transition(
 ) -> tuple[Alert, AlertEvent]:
     """Move an alert one step along the workflow, recording who did what.
 
-    Returns the alert and its event, still to be appended after the audit record.
+    Returns the alert and its event, still to be appended; the caller stages the audit
+    event with it and sends that only once the step has committed.
 
     Raises:
         NotFound, PolicyDenied: See :func:`owned_alert`.
