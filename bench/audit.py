@@ -13,6 +13,10 @@ and insert them into tables with the same columns and indexes, in the same datab
 - **bulk copy** (reference only): the same rows in batches of ``--max-batch`` in one
   sequence of transactions, the fastest a single writer could go with no hashing at all.
 
+With ``--resend-every N`` every N-th request of the chain path is sent again once it
+was answered (a sender that lost the answer): the resend is stored no second time, and
+the chain's rate counts only the events stored, so it shows what resends cost.
+
 Commits are durable (fsync on). Without ``DATABASE_URL`` the benchmark starts its own
 embedded PostgreSQL in a temporary directory. The last line printed is one JSON object.
 Run: ``uv run python bench/audit.py``.
@@ -162,9 +166,17 @@ async def bench(database_url: str, args: argparse.Namespace) -> dict[str, Any]:
     async with writer_engine.connect() as connection:
         head_before = await repository.head(connection, ACCESS)
 
+    resend_every = args.resend_every
+    resends = 0
+
     async def chain_request(request: Sequence[AuditEvent]) -> None:
+        nonlocal resends
         now = repository.now()
         await writer.append([encode_event(event, now) for event in request])
+        if resend_every and hash(request[0].event_id) % resend_every == 0:
+            resends += 1
+            again = await writer.append([encode_event(event, now) for event in request])
+            assert again.recorded == 0, "a resend was stored again"
 
     chain_s = await run_concurrently(chain_request, requests, args.requests)
     await writer.stop()
@@ -205,6 +217,7 @@ async def bench(database_url: str, args: argparse.Namespace) -> dict[str, Any]:
         "events": args.events,
         "request_size": args.request_size,
         "concurrent_requests": args.requests,
+        "resent_requests": resends,
         "chain_events_per_s": round(chain_rate),
         "plain_insert_per_s": round(plain_rate),
         "ratio_to_plain_insert": round(chain_rate / plain_rate, 3),
@@ -224,6 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=64, help="concurrent requests")
     parser.add_argument("--max-batch", type=int, default=5000, help="chain writer batch size")
     parser.add_argument("--pool-size", type=int, default=16, help="plain insert connections")
+    parser.add_argument(
+        "--resend-every", type=int, default=0, help="resend every N-th chain request (0: none)"
+    )
     args = parser.parse_args(argv)
 
     external = os.environ.get("DATABASE_URL")

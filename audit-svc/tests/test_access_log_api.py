@@ -306,7 +306,7 @@ async def test_a_time_window_export_refuses_when_its_last_records_were_deleted(
     start, end = records[0].fields["recorded_at"], records[-1].fields["recorded_at"]
     assert start != end
     path = "/v1/audit/exports"
-    params = {"from": start, "to": end}
+    params = {"from": str(start), "to": str(end)}
     intact = await client.get(path, params=params, headers=context_headers("GET", path))
     assert intact.status_code == 200, intact.text
     assert intact.headers["X-LPR-Result-Count"] == "2"

@@ -41,7 +41,7 @@ async def append_events(
             "events", f"at most {settings.audit_max_request_events} events per request"
         )
     result = await ledger.append_events(batch.events)
-    return AppendAnswer(accepted=result.count, first_seq=result.first_seq, last_seq=result.last_seq)
+    return AppendAnswer.of(result)
 
 
 def _plate(plate: str | None) -> str | None:

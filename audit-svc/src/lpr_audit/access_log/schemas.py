@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from lpr_audit.chain import Checkpoint
+from lpr_audit.ledger.writer import AppendResult
 from lpr_common.audit_client import AuditEvent, DisseminationRecord
 from lpr_common.values import Int4, StorableDatetime
 
@@ -42,11 +43,30 @@ class DisseminationBatch(BaseModel):
 
 
 class AppendAnswer(BaseModel):
-    """Where the records landed in the chain; they are durable when this is returned."""
+    """Where the records are in the chain; they are durable when this is returned.
 
-    accepted: int
-    first_seq: int
-    last_seq: int
+    A record whose id (``event_id``, ``record_id``) is stored already, a resend, is not
+    stored again: it counts in ``already_recorded`` and its seq is the stored one.
+    """
+
+    accepted: int = Field(description="records taken: every one is now in the chain")
+    recorded: int = Field(description="records this request appended")
+    already_recorded: int = Field(description="records stored before (resends), not again")
+    first_seq: int = Field(description="the lowest seq of the records")
+    last_seq: int = Field(description="the highest seq of the records")
+    seqs: list[int] = Field(description="the seq of each record, in request order")
+
+    @classmethod
+    def of(cls, result: AppendResult) -> AppendAnswer:
+        """The answer for one request's append."""
+        return cls(
+            accepted=result.count,
+            recorded=result.recorded,
+            already_recorded=result.already_recorded,
+            first_seq=result.first_seq,
+            last_seq=result.last_seq,
+            seqs=list(result.seqs),
+        )
 
 
 class ChainEntryPublic(BaseModel):

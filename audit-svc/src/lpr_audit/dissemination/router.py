@@ -34,7 +34,7 @@ async def append_disseminations(
             "records", f"at most {settings.audit_max_request_events} records per request"
         )
     result = await ledger.append_disseminations(batch.records)
-    return AppendAnswer(accepted=result.count, first_seq=result.first_seq, last_seq=result.last_seq)
+    return AppendAnswer.of(result)
 
 
 @router.get("")

@@ -12,12 +12,19 @@ from lpr_common.audit_client import AuditEvent, DisseminationRecord
 
 @dataclass(frozen=True, slots=True)
 class ChainSpec:
-    """Where a chain is stored: its table, the columns copied out of ``fields``, its lock."""
+    """Where a chain is stored: its table, the columns copied out of ``fields``, its lock.
+
+    ``key_field`` names the field of ``fields`` that identifies a record across resends
+    (the sender's id for it); ``key_index`` is the unique index on it (migration
+    ``audit_0003``), so the same record is never stored twice.
+    """
 
     name: str
     table: str
     columns: tuple[str, ...]
     lock_key: int
+    key_field: str
+    key_index: str
 
     @property
     def qualified_table(self) -> str:
@@ -43,6 +50,8 @@ ACCESS: Final = ChainSpec(
     ),
     # Constant advisory lock keys ("LPRA" + chain number): one tail lock per chain.
     lock_key=0x4C505241_0001,
+    key_field="event_id",
+    key_index="uq_access_events_event_id",
 )
 
 DISSEMINATION: Final = ChainSpec(
@@ -61,6 +70,8 @@ DISSEMINATION: Final = ChainSpec(
         "record_count",
     ),
     lock_key=0x4C505241_0002,
+    key_field="record_id",
+    key_index="uq_dissemination_records_record_id",
 )
 
 CHAINS: Final = {ACCESS.name: ACCESS, DISSEMINATION.name: DISSEMINATION}
@@ -71,11 +82,14 @@ class PendingRecord:
     """A record encoded and waiting for its place in the chain.
 
     ``canonical`` is the canonical JSON of its fields (what the hash covers and what is
-    stored in ``fields``); ``columns`` are the values of the chain's query columns.
+    stored in ``fields``); ``columns`` are the values of the chain's query columns; ``key``
+    is its id (the chain's ``key_field``) as ``fields ->> key_field`` reads it back, or
+    None for a record that has none (never deduplicated).
     """
 
     canonical: bytes
     columns: tuple[Any, ...]
+    key: str | None = None
 
 
 _NUL_ESCAPE: Final = b"\\u0000"
@@ -129,6 +143,8 @@ def encode_event(event: AuditEvent, recorded_at: datetime) -> PendingRecord:
             event.resource,
             event.action,
         ),
+        # The canonical text of a UUID is str(UUID): what ``fields ->> 'event_id'`` reads.
+        str(event.event_id),
     )
 
 
@@ -155,4 +171,5 @@ def encode_dissemination(record: DisseminationRecord, recorded_at: datetime) -> 
             record.data_class,
             record.record_count,
         ),
+        str(record.record_id),
     )

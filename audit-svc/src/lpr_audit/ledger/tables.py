@@ -4,6 +4,8 @@ A chain table stores, per record, ``seq``/``prev_hash``/``hash`` and ``fields`` 
 JSON the hash covers) plus columns copied out of ``fields`` so auditors can query by index.
 The copied columns are not hashed; verification compares them with ``fields``
 (:func:`lpr_audit.ledger.repository.verify_stored`), so a changed copy is reported.
+Each chain table is unique on its sender's id for a record, ``fields ->> 'event_id'`` or
+``fields ->> 'record_id'`` (an expression index, migration ``audit_0003``).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ async def append_receipts(
     result = await service.record_receipts(
         ledger=ledger, component=context.subject_id, receipts=batch.receipts
     )
-    return AppendAnswer(accepted=result.count, first_seq=result.first_seq, last_seq=result.last_seq)
+    return AppendAnswer.of(result)
 
 
 @router.get("")
