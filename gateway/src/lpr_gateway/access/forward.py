@@ -116,6 +116,10 @@ async def upstream_clients(app: FastAPI) -> AsyncIterator[None]:
             transport=wires[owner.value],
         )
     app.state.upstreams = clients
+    # Where forwarded requests go: each owner's base URL without its trailing slash.
+    app.state.upstream_bases = {
+        owner: str(client.base_url).rstrip("/") for owner, client in clients.items()
+    }
     # Forwarded requests go straight to the wire: a proxy wants none of the client's
     # cookie jar (one caller's cookies must never reach another's request), auth flow or
     # redirect handling, and skipping them is a third of the client's cost per request.
@@ -497,7 +501,6 @@ async def forward(request: Request, caller: Caller) -> Response:
     app: FastAPI = request.app
     rule = caller.rule
     settings: Settings = app.state.settings
-    client: httpx.AsyncClient = app.state.upstreams[rule.owner.value]
     signer: ContextSigner = app.state.context_signer
     headers = {
         name: value
@@ -508,13 +511,17 @@ async def forward(request: Request, caller: Caller) -> Response:
     timeout = httpx.Timeout(
         None if rule.stream else settings.gateway_upstream_timeout_s, connect=2.0
     )
-    outgoing = client.build_request(
+    # Built directly, not by ``client.build_request`` (which re-parses and merges the URL,
+    # query, headers and cookies: about 0.1 ms of CPU on every forwarded request). The
+    # path goes to the owner's own host whatever it holds, and the query as it came.
+    query = request.url.query
+    target = f"{app.state.upstream_bases[rule.owner.value]}{request.url.path}"
+    outgoing = httpx.Request(
         request.method,
-        request.url.path,
-        params=request.url.query or None,
+        f"{target}?{query}" if query else target,
         content=caller.body or None,
         headers=headers,
-        timeout=timeout,
+        extensions={"timeout": timeout.as_dict()},
     )
     # Bound to the query string as it goes out (httpx re-encodes it) and to the body: a
     # captured context is no good for another query or body on the same path.
