@@ -35,7 +35,13 @@ from lpr_common.testing import context_signer
 from lpr_recognition.app import create_app
 from lpr_recognition.blobs import LocalBlobStore, blob_key
 from lpr_recognition.retention import holds
-from lpr_recognition.retention.job import RETENTION_LOCK_KEY, RetentionJob, deleted_ids_sha256
+from lpr_recognition.retention.job import (
+    RECEIPTS_PATH,
+    RETENTION_LOCK_KEY,
+    RetentionJob,
+    deleted_ids_sha256,
+)
+from lpr_recognition.retention.runtime import flush_receipts_periodically
 from lpr_recognition.settings import Settings
 from lpr_recognition.testing import AGENCY, Camera, jpeg_bytes, metadata
 from lprctl.commands.retention import cmd_run
@@ -91,6 +97,7 @@ class Platform:
     signer: ContextSigner
     blob_dir: Path
     camera: Camera
+    audit_app: FastAPI
 
     async def call(
         self, client: httpx.AsyncClient, method: str, path: str, role: str, **kwargs: Any
@@ -181,7 +188,9 @@ async def platform(
         job.audit = peer
         camera = Camera(camera_id=str(uuid.uuid4()), signer=signer)
         try:
-            yield Platform(recognition, audit, recognition_app, engine, signer, blob_dir, camera)
+            yield Platform(
+                recognition, audit, recognition_app, engine, signer, blob_dir, camera, audit_app
+            )
         finally:
             await peer.aclose()
             await engine.dispose()
@@ -655,10 +664,10 @@ async def test_a_hold_placed_during_a_run_waits_for_it_and_holds_what_is_left(
     """A hold placed while a run purges waits for its commit: it never names a purged read."""
     read_id = await _expired_non_hit_read(platform, 94)
     job: RetentionJob = platform.app.state.retention
-    real_send = job._send
+    real_stage = job._stage
     holding: list[asyncio.Task[httpx.Response]] = []
 
-    async def send_while_a_hold_is_placed(receipts: Any) -> dict[str, Any]:
+    async def stage_while_a_hold_is_placed(*args: Any, **kwargs: Any) -> None:
         # The run has deleted the read but not committed: a hold looking now would see it.
         holding.append(
             asyncio.create_task(
@@ -671,9 +680,9 @@ async def test_a_hold_placed_during_a_run_waits_for_it_and_holds_what_is_left(
             )
         )
         await _until_waiting_on_a_lock(platform, holding[0])
-        return await real_send(receipts)
+        await real_stage(*args, **kwargs)
 
-    monkeypatch.setattr(job, "_send", send_while_a_hold_is_placed)
+    monkeypatch.setattr(job, "_stage", stage_while_a_hold_is_placed)
     run = await platform.call(platform.recognition, "POST", "/v1/retention/runs", "administrator")
     placed = await holding[0]
     assert run.status_code == 201, run.text
@@ -928,3 +937,163 @@ async def test_a_queued_image_stored_again_during_the_run_is_kept(platform: Plat
             text("SELECT count(*) FROM recognition.retention_blob_deletions")
         )
     assert queued == 0
+
+
+def _receipts_of(purges: list[dict[str, Any]], run_id: str) -> list[dict[str, Any]]:
+    """The ``retention.purge`` events of one run."""
+    return [e for e in purges if e["details"].get("extra", {}).get("run_id") == run_id]
+
+
+async def _queued(platform: Platform, run_id: uuid.UUID) -> bool | None:
+    """Whether a run's receipts wait for the audit log (None: no such run)."""
+    async with platform.engine.connect() as connection:
+        queued: bool | None = await connection.scalar(
+            text("SELECT receipts_queued FROM recognition.retention_runs WHERE id = :id"),
+            {"id": run_id},
+        )
+        return queued
+
+
+async def test_a_purge_whose_commit_fails_leaves_no_receipt_and_keeps_its_reads(
+    platform: Platform,
+) -> None:
+    """IACP B.1.a, E: the access log holds receipts only of deletions that happened."""
+    read_id = await platform.post_read(datetime.now(UTC) - timedelta(days=40), _image(71))
+    await platform.matched(read_id, hit=False)
+    job: RetentionJob = platform.app.state.retention
+    # A deferred constraint trigger refuses the completed run at COMMIT: after every
+    # statement of the purge has run and the receipts would have been sent.
+    async with platform.engine.begin() as connection:
+        await connection.execute(
+            text(
+                "CREATE FUNCTION recognition.test_refuse_purge_commit() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'commit refused by the test'; "
+                "END $$"
+            )
+        )
+        await connection.execute(
+            text(
+                "CREATE CONSTRAINT TRIGGER test_refuse_purge_commit AFTER INSERT "
+                "ON recognition.retention_runs DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+                "WHEN (NEW.trigger = 'commit-refused' AND NEW.outcome = 'completed') "
+                "EXECUTE FUNCTION recognition.test_refuse_purge_commit()"
+            )
+        )
+    try:
+        result = await job.run(trigger="commit-refused")
+    finally:
+        async with platform.engine.begin() as connection:
+            await connection.execute(
+                text("DROP TRIGGER test_refuse_purge_commit ON recognition.retention_runs")
+            )
+            await connection.execute(text("DROP FUNCTION recognition.test_refuse_purge_commit()"))
+    assert result.outcome == "failed", result
+    assert result.receipts == []
+    assert await platform.stored([read_id]) == {read_id}
+    assert _receipts_of(await platform.audit_events("retention.purge"), str(result.run_id)) == []
+    assert await _queued(platform, result.run_id) is False  # recorded failed, nothing to send
+    runs = await platform.call(platform.recognition, "GET", "/v1/retention/runs", "auditor")
+    assert runs.json()["items"][0]["id"] == str(result.run_id)
+    assert runs.json()["items"][0]["outcome"] == "failed"
+    assert runs.json()["items"][0]["receipts"] == []
+
+    # The next run purges the read, and its receipts are recorded once it commits.
+    again = await job.run(trigger="test")
+    assert again.outcome == "completed", again
+    assert not again.receipts_queued
+    assert await platform.stored([read_id]) == set()
+    logged = _receipts_of(await platform.audit_events("retention.purge"), str(again.run_id))
+    assert len(logged) == 4
+    assert again.first_seq is not None
+    assert again.last_seq == again.first_seq + 3
+
+
+class _ReceiptsRefused(httpx.AsyncBaseTransport):
+    """audit-svc in-process, unreachable for receipts while ``down``."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.down = True
+        self.posts = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == RECEIPTS_PATH:
+            self.posts += 1
+            if self.down:
+                raise httpx.ConnectError("audit-svc is down", request=request)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_receipts_audit_cannot_take_after_the_commit_are_queued_and_sent_once(
+    platform: Platform,
+) -> None:
+    """A committed purge is reported completed; its receipts reach the log once, later."""
+    read_id = await platform.post_read(datetime.now(UTC) - timedelta(days=40), _image(72))
+    await platform.matched(read_id, hit=False)
+    job: RetentionJob = platform.app.state.retention
+    assert job.audit is not None
+    transport = _ReceiptsRefused(platform.audit_app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://audit", auth=job.audit.auth
+    ) as flaky:
+        job.audit = flaky
+        run = await platform.call(
+            platform.recognition, "POST", "/v1/retention/runs", "administrator"
+        )
+        assert run.status_code == 201, run.text
+        body = run.json()
+        run_id = body["id"]
+        assert body["outcome"] == "completed"
+        assert body["receipts_queued"] is True
+        assert (body["first_seq"], body["last_seq"]) == (None, None)
+        assert "receipts queued" in body["detail"]
+        assert len(body["receipts"]) == 4
+        assert await platform.stored([read_id]) == set()  # the purge happened
+        assert _receipts_of(await platform.audit_events("retention.purge"), run_id) == []
+        shown = await platform.call(
+            platform.recognition, "GET", f"/v1/retention/runs/{run_id}", "auditor"
+        )
+        assert shown.json()["receipts_queued"] is True
+
+        # The flusher, while audit-svc is still down: they stay queued.
+        flusher = asyncio.create_task(flush_receipts_periodically(job, interval_s=0.05))
+        try:
+            for _ in range(100):
+                if transport.posts >= 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert transport.posts >= 2
+            assert await _queued(platform, uuid.UUID(run_id)) is True
+            transport.down = False
+            for _ in range(200):
+                if await _queued(platform, uuid.UUID(run_id)) is False:
+                    break
+                await asyncio.sleep(0.05)
+            posts = transport.posts
+            await asyncio.sleep(0.3)  # a few more rounds: nothing is sent again
+            assert transport.posts == posts
+        finally:
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+    assert await _queued(platform, uuid.UUID(run_id)) is False
+    logged = _receipts_of(await platform.audit_events("retention.purge"), run_id)
+    assert sorted(e["details"]["retention_class"] for e in logged) == sorted(
+        r["retention_class"] for r in body["receipts"]
+    )
+    assert {e["details"]["extra"]["receipt_id"] for e in logged} == {
+        r["receipt_id"] for r in body["receipts"]
+    }
+    for event in logged:
+        [receipt] = [
+            r
+            for r in body["receipts"]
+            if r["receipt_id"] == event["details"]["extra"]["receipt_id"]
+        ]
+        for name in ("deleted_count", "preserved_count", "deleted_ids_sha256"):
+            assert event["details"][name] == receipt[name]
+    shown = await platform.call(
+        platform.recognition, "GET", f"/v1/retention/runs/{run_id}", "auditor"
+    )
+    assert shown.json()["receipts_queued"] is False
+    assert shown.json()["first_seq"] is not None
+    assert shown.json()["last_seq"] == shown.json()["first_seq"] + 3

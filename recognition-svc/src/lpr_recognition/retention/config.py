@@ -31,6 +31,9 @@ class RetentionConfig(BaseSettings):
     # refused or failed after the image was stored) and is deleted. Far longer than any
     # ingest takes between storing the image and committing the read.
     orphan_blob_grace_minutes: float = Field(default=60.0, gt=0)
+    # Receipts of committed runs that audit-svc did not take (it was down) are resent this
+    # often, runs or no runs (``lprctl retention run`` queues them too).
+    receipts_flush_s: float = Field(default=30.0, gt=0)
 
     @property
     def first_delay_s(self) -> float:

@@ -3,8 +3,8 @@
 One run, in one database transaction:
 
 1. Read the periods in force from audit-svc (``GET /internal/v1/retention-settings``).
-   If audit-svc does not answer, the run is skipped: its receipts could not be recorded
-   either, and nothing is deleted without a receipt (fail closed).
+   If audit-svc does not answer, the run is skipped: nothing is purged under periods
+   that audit-svc did not give.
 2. Add to each active plate-and-time-range legal hold the reads that arrived since.
 3. **Whole days.** Every ``reads_pYYYYMMDD`` partition entirely older than the shortest
    read period is either dropped (nothing in it is kept) or rebuilt: the kept reads and
@@ -22,8 +22,13 @@ One run, in one database transaction:
 6. **Tracks.** Deleted reads leave their multi-frame fusion tracks (no foreign key ties
    a track to a read partition); a track left without frames is deleted, one that keeps
    some is voted again over them.
-7. One receipt per class goes to audit-svc (``POST /internal/v1/retention-receipts``)
-   *before* the transaction commits: if the receipts cannot be recorded, nothing is purged.
+7. One receipt per class is stored with the run (``retention_runs``, ``receipts_queued``)
+   in the purge's own transaction: the receipts exist exactly when the deletions do. Only
+   after the commit do they go to audit-svc (``POST /internal/v1/retention-receipts``), so
+   the access log never holds a receipt of a purge that was rolled back. If audit-svc does
+   not take them then, the run has still happened (it answers ``completed`` with
+   ``receipts_queued``) and :meth:`RetentionJob.deliver_receipts`, run by the service's
+   flusher, resends them until audit-svc has recorded them.
 8. After the commit, blob files whose last read is gone are deleted. They are queued in
    ``retention_blob_deletions`` inside the transaction, so a crash leaves them queued for
    the next run; a blob shared with a remaining read (same image bytes) is kept, and so
@@ -99,7 +104,7 @@ class RetentionUnavailable(Exception):
 
 
 class ReceiptsNotRecorded(RetentionUnavailable):
-    """audit-svc did not take the receipts: the purge was rolled back."""
+    """audit-svc did not take the receipts of a committed run: they stay queued."""
 
 
 class RunInProgress(Exception):
@@ -187,6 +192,8 @@ class RunResult:
     last_seq: int | None = None
     blobs_deleted: int = 0
     orphan_blobs_deleted: int = 0
+    receipts_queued: bool = False
+    """The purge committed; audit-svc has not recorded its receipts yet (they are resent)."""
 
 
 ORPHAN_PAGE = 1000
@@ -433,7 +440,11 @@ def _receipt(
 ) -> dict[str, Any]:
     times = [t for t in (*ids.values(), oldest) if t is not None]
     start = min(times) if times else cutoff
+    # Stored with the run and sent as is on every try: a resend carries the same id, which
+    # is also in the chain (``details.extra.receipt_id``) so an auditor can tell one apart.
+    receipt_id = str(uuid4())
     return {
+        "receipt_id": receipt_id,
         "retention_class": retention_class,
         "range_start": min(start, cutoff).isoformat(),
         "range_end": cutoff.isoformat(),
@@ -442,7 +453,7 @@ def _receipt(
         "deleted_ids_sha256": deleted_ids_sha256(ids),
         "purged_at": purged_at.isoformat(),
         "period_minutes": period,
-        "details": details,
+        "details": {**details, "receipt_id": receipt_id},
     }
 
 
@@ -474,9 +485,8 @@ class RetentionJob:
             try:
                 result = await self._run(run_id, started, trigger, triggered_by)
             except (RetentionUnavailable, RunInProgress) as exc:
-                outcome = "failed" if isinstance(exc, ReceiptsNotRecorded) else "skipped"
-                _logger.warning("retention run %s: %s", outcome, exc)
-                result = RunResult(run_id, outcome, str(exc), [])
+                _logger.warning("retention run skipped: %s", exc)
+                result = RunResult(run_id, "skipped", str(exc), [])
                 await self._record(run_id, started, trigger, triggered_by, result, None)
             except DBAPIError as exc:
                 _logger.exception("retention run failed")
@@ -499,9 +509,11 @@ class RetentionJob:
     ) -> None:
         statement = text(
             f'INSERT INTO "{SCHEMA}".retention_runs (id, trigger, triggered_by, started_at, '
-            "finished_at, outcome, detail, periods, receipts, first_seq, last_seq) VALUES "
+            "finished_at, outcome, detail, periods, receipts, first_seq, last_seq, "
+            "receipts_queued) VALUES "
             "(:id, :trigger, :triggered_by, :started_at, :finished_at, :outcome, :detail, "
-            "CAST(:periods AS jsonb), CAST(:receipts AS jsonb), :first_seq, :last_seq)"
+            "CAST(:periods AS jsonb), CAST(:receipts AS jsonb), :first_seq, :last_seq, "
+            ":receipts_queued)"
         )
         values = {
             "id": run_id,
@@ -515,6 +527,7 @@ class RetentionJob:
             "receipts": json.dumps(result.receipts),
             "first_seq": result.first_seq,
             "last_seq": result.last_seq,
+            "receipts_queued": result.receipts_queued,
         }
         if connection is not None:
             await connection.execute(statement, values)
@@ -583,16 +596,23 @@ class RetentionJob:
                     {"keys": sorted(purged.blob_keys)},
                 )
             receipts = self._receipts(run_id, trigger, periods, cutoffs, purged, remaining, now)
-            answer = await self._send(receipts)
             result = RunResult(
                 run_id,
                 "completed",
                 f"{len(purged.deleted)} reads and {len(purged.image_ids)} images deleted",
                 receipts,
-                answer.get("first_seq"),
-                answer.get("last_seq"),
+                receipts_queued=True,
             )
-            await self._record(run_id, started, trigger, triggered_by, result, periods, connection)
+            await self._stage(
+                connection,
+                result,
+                started=started,
+                trigger=trigger,
+                triggered_by=triggered_by,
+                periods=periods,
+            )
+        # Committed: the receipts are true now, and durable whatever happens next.
+        result = await self._deliver_after_commit(result)
         _logger.info(
             "retention run %s: %d reads deleted, partitions dropped %s, rebuilt %s",
             run_id,
@@ -601,6 +621,95 @@ class RetentionJob:
             purged.partitions_rebuilt,
         )
         return result
+
+    async def _stage(
+        self,
+        connection: AsyncConnection,
+        result: RunResult,
+        *,
+        started: datetime,
+        trigger: str,
+        triggered_by: str | None,
+        periods: Periods,
+    ) -> None:
+        """Record the run and queue its receipts in the purge's own transaction."""
+        await self._record(
+            result.run_id, started, trigger, triggered_by, result, periods, connection
+        )
+
+    async def _deliver_after_commit(self, result: RunResult) -> RunResult:
+        """Send the committed run's receipts (and any queued before); never raises.
+
+        The purge has happened: whatever goes wrong now leaves the receipts queued for
+        the flusher, and the run is still reported completed.
+        """
+        try:
+            delivered = await self.deliver_receipts()
+        except Exception:
+            _logger.exception("retention run %s: receipts stay queued", result.run_id)
+            delivered = {}
+        if result.run_id in delivered:
+            first_seq, last_seq = delivered[result.run_id]
+            return dataclasses.replace(
+                result, first_seq=first_seq, last_seq=last_seq, receipts_queued=False
+            )
+        _logger.warning(
+            "retention run %s committed; its receipts are queued until audit-svc records them",
+            result.run_id,
+        )
+        return dataclasses.replace(
+            result,
+            detail=f"{result.detail}; receipts queued: the audit log has not recorded them "
+            "yet, they are resent until it has",
+        )
+
+    async def deliver_receipts(
+        self, *, min_age: timedelta = timedelta(0)
+    ) -> dict[UUID, tuple[int | None, int | None]]:
+        """Send the queued receipts of committed runs, oldest run first, until one fails.
+
+        Each run is taken ``FOR UPDATE SKIP LOCKED`` while its receipts are sent, so a
+        run's own delivery, the flusher and other replicas never send a run twice at once;
+        a run is unqueued, with the seqs audit-svc gave, only once audit-svc answered 201.
+
+        Args:
+            min_age: Leave runs finished more recently alone (their own run sends them).
+
+        Returns:
+            The runs delivered now, each with its receipts' first and last seq.
+        """
+        delivered: dict[UUID, tuple[int | None, int | None]] = {}
+        if self.audit is None:
+            return delivered
+        while True:
+            try:
+                async with self.engine.connect() as connection, connection.begin():
+                    row = (
+                        await connection.execute(
+                            text(
+                                f'SELECT id, receipts FROM "{SCHEMA}".retention_runs '
+                                "WHERE receipts_queued AND finished_at <= :before "
+                                "ORDER BY started_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+                            ),
+                            {"before": datetime.now(UTC) - min_age},
+                        )
+                    ).first()
+                    if row is None:
+                        return delivered
+                    answer = await self._send(row.receipts)
+                    seqs = (answer.get("first_seq"), answer.get("last_seq"))
+                    await connection.execute(
+                        text(
+                            f'UPDATE "{SCHEMA}".retention_runs SET receipts_queued = false, '
+                            "first_seq = :first_seq, last_seq = :last_seq WHERE id = :id"
+                        ),
+                        {"id": row.id, "first_seq": seqs[0], "last_seq": seqs[1]},
+                    )
+            except ReceiptsNotRecorded as exc:
+                _logger.warning("retention receipts stay queued: %s", exc)
+                return delivered
+            delivered[row.id] = seqs
+            _logger.info("retention run %s: receipts recorded at seq %s..%s", row.id, *seqs)
 
     async def _extend_plate_holds(self, connection: AsyncConnection) -> None:
         # A camera may upload a backlog after an outage: reads of a held plate and time

@@ -1,10 +1,10 @@
-"""Tables of retention (schema ``recognition``; DDL in migration recognition_0003)."""
+"""Tables of retention (schema ``recognition``; DDL in migrations recognition_0003, _0006)."""
 
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Column, DateTime
+from sqlalchemy import BigInteger, Boolean, Column, DateTime
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -48,7 +48,11 @@ class LegalHoldRead(SQLModel, table=True):
 
 
 class RetentionRun(SQLModel, table=True):
-    """One run of the purge job and the receipts it sent to the audit log."""
+    """One run of the purge job and its receipts to the audit log.
+
+    ``receipts_queued``: the purge committed with its receipts, and audit-svc has not
+    recorded them yet (they are resent until it has; ``first_seq``/``last_seq`` then).
+    """
 
     __tablename__ = "retention_runs"
     __table_args__ = {"schema": SCHEMA}
@@ -64,3 +68,4 @@ class RetentionRun(SQLModel, table=True):
     receipts: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONB))
     first_seq: int | None = Field(default=None, sa_column=Column(BigInteger))
     last_seq: int | None = Field(default=None, sa_column=Column(BigInteger))
+    receipts_queued: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))

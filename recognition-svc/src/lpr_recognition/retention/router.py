@@ -108,6 +108,7 @@ def _run_public(
         receipts=run.receipts or [],
         first_seq=run.first_seq,
         last_seq=run.last_seq,
+        receipts_queued=run.receipts_queued,
         blobs_deleted=blobs_deleted,
         orphan_blobs_deleted=orphan_blobs_deleted,
     )
@@ -126,11 +127,15 @@ async def run_retention(
     run = await session.get(RetentionRun, result.run_id)
     if run is None:  # recorded on the job's own connection; always there once it returns
         raise ServiceUnavailable(f"retention run {result.run_id} not recorded")
+    # A completed run purged and committed: it answers 201 even while audit-svc has not
+    # recorded its receipts yet (``receipts_queued``); they are stored and resent.
     if result.outcome != "completed":
         raise ServiceUnavailable(
             f"retention run {result.outcome}: {result.detail}", headers={"Retry-After": "60"}
         )
-    return _run_public(run, result.blobs_deleted, result.orphan_blobs_deleted)
+    public = _run_public(run, result.blobs_deleted, result.orphan_blobs_deleted)
+    # The run's own answer also says why its receipts are queued, when they are.
+    return public.model_copy(update={"detail": result.detail})
 
 
 @runs_router.get("")

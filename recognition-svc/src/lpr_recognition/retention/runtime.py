@@ -1,4 +1,8 @@
-"""The purge job in the service's lifespan: every ``LPR_RETENTION_INTERVAL_MINUTES``."""
+"""The purge job in the service's lifespan: every ``LPR_RETENTION_INTERVAL_MINUTES``.
+
+Beside it, every ``LPR_RETENTION_RECEIPTS_FLUSH_S``, the receipts of committed runs that
+audit-svc has not recorded yet are resent.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -29,6 +34,17 @@ async def run_periodically(job: RetentionJob, *, first_delay_s: float, interval_
             _logger.exception("retention run raised")
 
 
+async def flush_receipts_periodically(job: RetentionJob, *, interval_s: float) -> None:
+    """Resend queued receipts every ``interval_s`` until cancelled."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            # Runs that finished within the interval are most likely being sent by the run.
+            await job.deliver_receipts(min_age=timedelta(seconds=interval_s))
+        except Exception:  # a database restart must not end the flusher; it tries again
+            _logger.exception("retention receipts flush raised")
+
+
 @contextlib.asynccontextmanager
 async def retention_runtime(app: FastAPI) -> AsyncIterator[None]:
     """Build the job (``app.state.retention``) and, when enabled, its background schedule."""
@@ -42,16 +58,27 @@ async def retention_runtime(app: FastAPI) -> AsyncIterator[None]:
         config=config,
     )
     app.state.retention = job
-    task: asyncio.Task[None] | None = None
-    if config.enabled and settings.workers_enabled:
-        task = asyncio.create_task(
-            run_periodically(
-                job, first_delay_s=config.first_delay_s, interval_s=config.interval_minutes * 60
+    tasks: list[asyncio.Task[None]] = []
+    if settings.workers_enabled:
+        tasks.append(
+            asyncio.create_task(
+                flush_receipts_periodically(job, interval_s=config.receipts_flush_s),
+                name="retention-receipts",
             )
         )
+        if config.enabled:
+            tasks.append(
+                asyncio.create_task(
+                    run_periodically(
+                        job,
+                        first_delay_s=config.first_delay_s,
+                        interval_s=config.interval_minutes * 60,
+                    )
+                )
+            )
     try:
         yield
     finally:
-        if task is not None:
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)

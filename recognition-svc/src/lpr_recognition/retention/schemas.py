@@ -73,7 +73,7 @@ class LegalHoldList(BaseModel):
 
 
 class RetentionRunPublic(BaseModel):
-    """One run of the purge job and the receipts it sent to the audit log."""
+    """One run of the purge job and its receipts to the audit log."""
 
     id: UUID
     trigger: str
@@ -86,6 +86,12 @@ class RetentionRunPublic(BaseModel):
     receipts: list[dict[str, Any]]
     first_seq: int | None
     last_seq: int | None
+    receipts_queued: bool = Field(
+        default=False,
+        description="the purge committed and its receipts are stored with it, but the audit "
+        "log has not recorded them yet: they are resent until it has (first_seq and last_seq "
+        "stay null until then)",
+    )
     blobs_deleted: int | None = Field(default=None, description="only in the answer to a run")
     orphan_blobs_deleted: int | None = Field(
         default=None,
