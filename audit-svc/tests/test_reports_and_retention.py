@@ -369,6 +369,36 @@ async def test_retention_receipt_lands_in_the_chain_with_its_hash(
     assert (details["deleted_count"], details["preserved_count"]) == (3, 1)
 
 
+async def test_a_retention_receipt_resent_with_its_id_is_recorded_once(
+    client: httpx.AsyncClient, service_headers: ServiceHeaders, context_headers: ContextHeaders
+) -> None:
+    """A purge whose receipts' answer was lost resends them: the chain holds each once."""
+    path = "/internal/v1/retention-receipts"
+    receipt_id = str(uuid.uuid4())
+    receipt = {
+        "retention_class": "non_hit_reads",
+        "range_start": "2026-10-01T00:00:00Z",
+        "range_end": "2026-10-02T00:00:00Z",
+        "deleted_count": 5,
+        "preserved_count": 0,
+        "deleted_ids_sha256": deleted_ids_digest([str(uuid.uuid4()) for _ in range(5)]),
+        "receipt_id": receipt_id,
+    }
+    first = await post(client, service_headers, path, {"receipts": [receipt]})
+    again = await post(client, service_headers, path, {"receipts": [receipt]})
+    assert again["seqs"] == first["seqs"]
+    assert (again["recorded"], again["already_recorded"]) == (0, 1)
+    events = "/v1/audit/events"
+    found = await client.get(
+        events,
+        params={"event_type": "retention.purge", "after_seq": first["first_seq"] - 1},
+        headers=context_headers("GET", events),
+    )
+    assert found.status_code == 200, found.text
+    ids = [item["fields"]["event_id"] for item in found.json()["items"]]
+    assert ids.count(receipt_id) == 1
+
+
 async def test_dissemination_log_query_and_export_for_administrators(
     client: httpx.AsyncClient, service_headers: ServiceHeaders, context_headers: ContextHeaders
 ) -> None:

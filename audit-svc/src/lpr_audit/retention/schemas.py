@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
+from uuid import UUID
 
 from pydantic import BaseModel, Field
 
@@ -109,6 +110,11 @@ class RetentionReceipt(BaseModel):
         default=None, le=EXACT_INTEGER_LIMIT, description="the period applied"
     )
     details: dict[str, Any] | None = None
+    receipt_id: UUID | None = Field(
+        default=None,
+        description="the sender's stable id for this receipt: its access-log event id, so "
+        "a receipt resent after a lost answer is recorded once",
+    )
 
 
 class ReceiptBatch(BaseModel):

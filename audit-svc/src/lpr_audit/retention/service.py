@@ -145,6 +145,9 @@ async def record_receipts(
     """Append each purge receipt to the access log chain as a ``retention.purge`` event."""
     events = [
         AuditEvent(
+            # A receipt's own id, where the sender gives one, makes a resend a duplicate
+            # the chain stores once (audit_0003).
+            **({"event_id": receipt.receipt_id} if receipt.receipt_id is not None else {}),
             occurred_at=receipt.purged_at,
             component=component,
             event_type="retention.purge",
