@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -1097,3 +1098,62 @@ async def test_receipts_audit_cannot_take_after_the_commit_are_queued_and_sent_o
     assert shown.json()["receipts_queued"] is False
     assert shown.json()["first_seq"] is not None
     assert shown.json()["last_seq"] == shown.json()["first_seq"] + 3
+
+
+class _RunRefused(httpx.AsyncBaseTransport):
+    """audit-svc in-process, refusing for good (422) the receipts of the runs in ``refused``."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.refused: set[str] = set()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == RECEIPTS_PATH:
+            receipts = json.loads(request.content)["receipts"]
+            if any(r["details"].get("run_id") in self.refused for r in receipts):
+                return httpx.Response(422, json={"detail": "refused by the test"})
+        return await self.inner.handle_async_request(request)
+
+
+async def test_receipts_audit_refuses_for_good_do_not_hold_back_later_runs(
+    platform: Platform,
+) -> None:
+    """A run whose receipts audit-svc refuses (4xx) stays queued; later runs still reach it."""
+    job: RetentionJob = platform.app.state.retention
+    assert job.audit is not None
+    transport = _RunRefused(platform.audit_app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://audit", auth=job.audit.auth
+    ) as refusing:
+        job.audit = refusing
+        first_read = await platform.post_read(datetime.now(UTC) - timedelta(days=40), _image(73))
+        await platform.matched(first_read, hit=False)
+        real_stage = job._stage
+
+        async def stage_refused(connection: Any, result: Any, **kwargs: Any) -> None:
+            transport.refused.add(str(result.run_id))
+            await real_stage(connection, result, **kwargs)
+
+        job._stage = stage_refused  # type: ignore[method-assign]
+        first = await platform.call(
+            platform.recognition, "POST", "/v1/retention/runs", "administrator"
+        )
+        job._stage = real_stage  # type: ignore[method-assign]
+        assert first.status_code == 201, first.text
+        assert first.json()["receipts_queued"] is True
+
+        second_read = await platform.post_read(datetime.now(UTC) - timedelta(days=40), _image(74))
+        await platform.matched(second_read, hit=False)
+        second = await platform.call(
+            platform.recognition, "POST", "/v1/retention/runs", "administrator"
+        )
+        assert second.status_code == 201, second.text
+        assert second.json()["outcome"] == "completed"
+        assert second.json()["receipts_queued"] is False, second.json()["detail"]
+        await job.deliver_receipts()
+    assert await _queued(platform, uuid.UUID(second.json()["id"])) is False
+    assert (
+        len(_receipts_of(await platform.audit_events("retention.purge"), second.json()["id"])) == 4
+    )
+    # The refused run is not lost: its receipts stay queued for the operators.
+    assert await _queued(platform, uuid.UUID(first.json()["id"])) is True

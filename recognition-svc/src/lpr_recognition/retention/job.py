@@ -107,6 +107,10 @@ class ReceiptsNotRecorded(RetentionUnavailable):
     """audit-svc did not take the receipts of a committed run: they stay queued."""
 
 
+class ReceiptsRefused(ReceiptsNotRecorded):
+    """audit-svc refused the receipts for good (4xx): resending them as they are won't help."""
+
+
 class RunInProgress(Exception):
     """Another replica is purging now, or a legal hold is being placed."""
 
@@ -681,6 +685,9 @@ class RetentionJob:
         delivered: dict[UUID, tuple[int | None, int | None]] = {}
         if self.audit is None:
             return delivered
+        # Runs audit-svc refused for good this time: they stay queued (and are tried again
+        # next time), but must not hold back the runs after them.
+        refused: list[UUID] = []
         while True:
             try:
                 async with self.engine.connect() as connection, connection.begin():
@@ -689,14 +696,22 @@ class RetentionJob:
                             text(
                                 f'SELECT id, receipts FROM "{SCHEMA}".retention_runs '
                                 "WHERE receipts_queued AND finished_at <= :before "
+                                "AND id <> ALL(CAST(:refused AS uuid[])) "
                                 "ORDER BY started_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
                             ),
-                            {"before": datetime.now(UTC) - min_age},
+                            {"before": datetime.now(UTC) - min_age, "refused": refused},
                         )
                     ).first()
                     if row is None:
                         return delivered
-                    answer = await self._send(row.receipts)
+                    try:
+                        answer = await self._send(row.receipts)
+                    except ReceiptsRefused as exc:
+                        _logger.error(
+                            "retention run %s: receipts refused, they stay queued: %s", row.id, exc
+                        )
+                        refused.append(row.id)
+                        continue
                     seqs = (answer.get("first_seq"), answer.get("last_seq"))
                     await connection.execute(
                         text(
@@ -801,7 +816,9 @@ class RetentionJob:
         except httpx.HTTPError as exc:
             raise ReceiptsNotRecorded(f"receipts not recorded: {type(exc).__name__}") from exc
         if response.status_code != 201:
-            raise ReceiptsNotRecorded(
+            # A 4xx other than a timeout or a rate limit will be answered to a resend too.
+            permanent = 400 <= response.status_code < 500 and response.status_code not in (408, 429)
+            raise (ReceiptsRefused if permanent else ReceiptsNotRecorded)(
                 f"receipts not recorded: audit-svc answered HTTP {response.status_code} "
                 f"{response.text[:300]}"
             )
