@@ -10,12 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from lpr_common.audit_client import AuditClient, AuditEvent
 from lpr_hotlist import audit_outbox
 from lpr_hotlist.audit_outbox import AuditOutbox
 from lpr_hotlist.testing import AGENCY, Api, AuditLog, ncic_line
@@ -735,3 +737,45 @@ async def test_a_later_frame_hitting_only_through_the_fused_plate_raises_the_ale
     [alert] = (await post_read(api, body)).json()["alerts"]
     shown = (await api.call("GET", f"/v1/alerts/{alert['alert_id']}")).json()
     assert shown["member_read_ids"] == read_ids  # every frame of the pass, for B.1.b
+
+
+async def test_an_event_audit_refuses_for_good_does_not_hold_back_the_rest(
+    session: AsyncSession,
+) -> None:
+    """A queued event audit-svc answers 4xx stays queued; the events behind it still go."""
+    refused = AuditEvent(
+        component="hotlist", event_type="alert.transition", outcome="success", details={}
+    )
+    later = AuditEvent(
+        component="hotlist", event_type="alert.transition", outcome="success", details={}
+    )
+    recorded: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        events = json.loads(request.content)["events"]
+        if any(e["event_id"] == str(refused.event_id) for e in events):
+            return httpx.Response(422, json={"detail": "refused by the test"})
+        recorded.extend(e["event_id"] for e in events)
+        return httpx.Response(201, json={"accepted": len(events)})
+
+    client = AuditClient(
+        httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://audit")
+    )
+    await audit_outbox.stage(session, refused)
+    await audit_outbox.stage(session, later)
+
+    @asynccontextmanager
+    async def same_session() -> AsyncIterator[AsyncSession]:
+        yield session
+
+    assert await audit_outbox.flush(same_session, client) >= 1
+    assert str(later.event_id) in recorded
+    assert str(refused.event_id) not in recorded
+    queued = [row.event["event_id"] for row in (await session.scalars(select(AuditOutbox))).all()]
+    assert queued == [str(refused.event_id)]  # kept, not lost
+    # The next round neither sends the later event again nor loses the refused one.
+    recorded.clear()
+    await audit_outbox.flush(same_session, client)
+    assert recorded == []
+    queued = [row.event["event_id"] for row in (await session.scalars(select(AuditOutbox))).all()]
+    assert queued == [str(refused.event_id)]

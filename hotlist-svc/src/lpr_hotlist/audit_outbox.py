@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
@@ -85,6 +86,15 @@ async def send_staged(
     return True
 
 
+def _refused_for_good(error: ServiceUnavailable) -> bool:
+    """Whether audit-svc refused the events themselves (a 4xx): a resend is refused too."""
+    found = _REFUSED.search(error.detail or "")
+    return found is not None and found.group(1) not in ("408", "429")
+
+
+_REFUSED = re.compile(r"refused the record: HTTP (4\d\d)")
+
+
 async def flush(
     factory: Callable[[], AbstractAsyncContextManager[AsyncSession]],
     audit: AuditClient,
@@ -93,34 +103,65 @@ async def flush(
 ) -> int:
     """Send queued events in order; return how many audit-svc took (0 while it is down).
 
+    An event audit-svc refuses for good (4xx) stays queued, logged, and is tried again on
+    the next call; it does not hold back the events queued after it.
+
     Args:
         min_age: Leave younger rows alone: their own request is most likely sending them.
     """
     sent = 0
+    refused: list[int] = []
     while True:
         async with factory() as session:
             # SKIP LOCKED: replicas flushing at once send disjoint batches.
+            query = select(AuditOutbox).where(col(AuditOutbox.created_at) <= utcnow() - min_age)
+            if refused:
+                query = query.where(col(AuditOutbox.id).not_in(refused))
             rows = (
                 await session.scalars(
-                    select(AuditOutbox)
-                    .where(col(AuditOutbox.created_at) <= utcnow() - min_age)
-                    .order_by(col(AuditOutbox.id))
+                    query.order_by(col(AuditOutbox.id))
                     .limit(OUTBOX_BATCH)
                     .with_for_update(skip_locked=True)
                 )
             ).all()
             if not rows:
                 return sent
+            down = False
             try:
                 await audit.record(*(AuditEvent.model_validate(row.event) for row in rows))
-            except ServiceUnavailable:
-                await session.rollback()
-                return sent
-            await session.execute(
-                delete(AuditOutbox).where(col(AuditOutbox.id).in_([row.id for row in rows]))
-            )
+                done = list(rows)
+            except ServiceUnavailable as error:
+                if not _refused_for_good(error):
+                    await session.rollback()
+                    return sent
+                # One at a time: the refused ones stay queued, the others are sent in order.
+                done = []
+                for row in rows:
+                    try:
+                        await audit.record(AuditEvent.model_validate(row.event))
+                    except ServiceUnavailable as one:
+                        if not _refused_for_good(one):
+                            down = True
+                            break
+                        _logger.error(
+                            "audit log refused queued event %s (%s); it stays queued",
+                            row.event.get("event_id"),
+                            one,
+                        )
+                        refused.append(row.id)  # type: ignore[arg-type]
+                        continue
+                    done.append(row)
+                # Not one taken: audit-svc refuses whatever is sent (its auth, say), not
+                # these events; stop rather than walk the whole outbox one by one.
+                down = down or not done
+            if done:
+                await session.execute(
+                    delete(AuditOutbox).where(col(AuditOutbox.id).in_([row.id for row in done]))
+                )
             await session.commit()
-            sent += len(rows)
+            sent += len(done)
+            if down:
+                return sent
 
 
 def audit_outbox_lifespan(settings: Settings) -> Callable[[FastAPI], Any]:
