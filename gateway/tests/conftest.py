@@ -153,6 +153,7 @@ def upstream_app(name: str) -> FastAPI:
                 "received_headers": dict(request.headers),
                 "body": body.decode(errors="replace"),
                 "query": dict(request.query_params),
+                "received_path": request.scope["path"],
             },
             status_code=201 if request.method == "POST" else 200,
             headers=headers,

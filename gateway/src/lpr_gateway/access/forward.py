@@ -515,7 +515,11 @@ async def forward(request: Request, caller: Caller) -> Response:
     # query, headers and cookies: about 0.1 ms of CPU on every forwarded request). The
     # path goes to the owner's own host whatever it holds, and the query as it came.
     query = request.url.query
-    target = f"{app.state.upstream_bases[rule.owner.value]}{request.url.path}"
+    # The path as the caller encoded it: re-encoding the decoded one would turn ``%2541``
+    # (``%41`` decoded) into ``%41``, which the owner decodes to ``A``, another path.
+    raw_path: bytes | None = request.scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else request.url.path
+    target = f"{app.state.upstream_bases[rule.owner.value]}{path}"
     outgoing = httpx.Request(
         request.method,
         f"{target}?{query}" if query else target,
