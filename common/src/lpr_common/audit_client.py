@@ -108,6 +108,23 @@ class DisseminationRecord(BaseModel):
     request_id: str | None = None
 
 
+class AuditRefused(ServiceUnavailable):
+    """audit-svc answered, and did not take the records: a 503 for the caller's request.
+
+    A queue that resends (an outbox) tells from :attr:`permanent` whether a resend can
+    succeed: a 4xx other than a timeout or a rate limit is refused again as it stands.
+    """
+
+    def __init__(self, answered_status: int) -> None:
+        super().__init__(f"audit log refused the record: HTTP {answered_status}")
+        self.answered_status = answered_status
+
+    @property
+    def permanent(self) -> bool:
+        """True when sending the same records again would be refused again."""
+        return 400 <= self.answered_status < 500 and self.answered_status not in {408, 429}
+
+
 class AuditClient:
     """Sends events and dissemination records to audit-svc; raises 503 when it cannot."""
 
@@ -121,7 +138,11 @@ class AuditClient:
         # audit call. The client still sends it (its auth signs the context, its transport).
         url = self._urls.get(path)
         if url is None:
-            url = self._urls[path] = self._client.base_url.join(path)
+            # Under the base URL, as ``client.post`` merges it (``join`` would drop a base
+            # path such as an ingress prefix).
+            base = self._client.base_url
+            url = base.copy_with(raw_path=base.raw_path + path.lstrip("/").encode("ascii"))
+            self._urls[path] = url
         return httpx.Request(
             "POST",
             url,
@@ -151,7 +172,7 @@ class AuditClient:
         except httpx.HTTPError as exc:
             raise ServiceUnavailable(f"audit log unavailable: {type(exc).__name__}") from exc
         if response.status_code >= 300:
-            raise ServiceUnavailable(f"audit log refused the record: HTTP {response.status_code}")
+            raise AuditRefused(response.status_code)
         answer: dict[str, Any] = response.json()
         return answer
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
@@ -26,7 +25,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
-from lpr_common.audit_client import AuditClient, AuditEvent
+from lpr_common.audit_client import AuditClient, AuditEvent, AuditRefused
 from lpr_common.errors import ServiceUnavailable
 from lpr_hotlist.db_types import timestamp_column, utcnow
 from lpr_hotlist.settings import SCHEMA, Settings
@@ -88,11 +87,7 @@ async def send_staged(
 
 def _refused_for_good(error: ServiceUnavailable) -> bool:
     """Whether audit-svc refused the events themselves (a 4xx): a resend is refused too."""
-    found = _REFUSED.search(error.detail or "")
-    return found is not None and found.group(1) not in ("408", "429")
-
-
-_REFUSED = re.compile(r"refused the record: HTTP (4\d\d)")
+    return isinstance(error, AuditRefused) and error.permanent
 
 
 async def flush(
