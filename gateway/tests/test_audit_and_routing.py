@@ -338,6 +338,48 @@ async def test_an_audit_log_that_never_answers_does_not_hold_an_ended_stream(
     assert ended.reason == "token expired"
 
 
+class ClosedAudit:
+    """An audit client closed under a refusal, as at shutdown: it raises, not 503."""
+
+    def __init__(self, inner: AuditClient) -> None:
+        self.inner = inner
+
+    async def record(self, *events: AuditEvent) -> dict[str, Any]:
+        if any(e.outcome == "denied" for e in events):
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+        return await self.inner.record(*events)
+
+
+async def test_an_ended_stream_is_queued_when_the_audit_client_is_already_closed(
+    gateway: Gateway, engine: AsyncEngine
+) -> None:
+    officer = await gateway.user("ofc.stream.closed", ["officer"])
+    audit_client = gateway.app.state.audit
+
+    async def client_closes() -> None:
+        gateway.app.state.audit = ClosedAudit(audit_client)
+
+    try:
+        await relayed_alerts(gateway, SlowAlerts(client_closes), expiring_token(gateway, officer))
+        await asyncio.gather(*forward._stream_end_records)
+    finally:
+        gateway.app.state.audit = audit_client
+    [opened] = [e for e in gateway.audit.of() if e["subject_id"] == str(officer.id)]
+    async with engine.connect() as connection:
+        queued = await connection.scalar(
+            select(func.count())
+            .select_from(AuditOutbox)
+            .where(
+                text("event->>'request_id' = :marker and event->>'outcome' = 'denied'").bindparams(
+                    marker=opened["request_id"]
+                )
+            )
+        )
+    assert queued == 1
+    await flush_outbox(gateway.app)
+    assert stream_end(gateway, officer)["reason"] == "token expired"
+
+
 async def test_alert_stream_ends_once_the_callers_account_is_disabled(gateway: Gateway) -> None:
     officer = await gateway.user("ofc.stream.disabled", ["officer"])
     cache = subject_cache(gateway.app)

@@ -14,7 +14,12 @@ from lpr_common.keys import load_or_create_ed25519
 from lpr_common.lanes import add_lanes
 from lpr_common.service import create_service_app
 from lpr_gateway.access.audit import outbox_flusher, result_log
-from lpr_gateway.access.forward import forwarding_lanes, forwarding_router, upstream_clients
+from lpr_gateway.access.forward import (
+    forwarding_lanes,
+    forwarding_router,
+    stream_end_records,
+    upstream_clients,
+)
 from lpr_gateway.access.guard import guard
 from lpr_gateway.access.partner_docs import PARTNER_TAG_METADATA
 from lpr_gateway.access.subjects import subject_cache_listener
@@ -123,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan_hooks=[
             identity_keys,
             upstream_clients,
+            stream_end_records,
             policy_engine,
             subject_cache_listener,
             outbox_flusher,

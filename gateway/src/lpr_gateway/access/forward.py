@@ -393,10 +393,31 @@ async def _record_stream_end(app: FastAPI, event: AuditEvent) -> None:
     try:
         # Durably queued if audit-svc cannot take it: there is no request left to refuse.
         await audit.record(app, event, durable_fallback=True)
+        return
+    except Exception:
+        # Not only an unavailable audit log: at shutdown the client may be closed already.
+        _logger.warning("access.decision %s: audit client failed; queueing it", event.event_id)
+    try:
+        await audit.queue(app.state.sessionmaker, event)
     except Exception:
         _logger.exception(
             "access.decision %s ending stream %s not recorded", event.event_id, event.request_id
         )
+
+
+@asynccontextmanager
+async def stream_end_records(app: FastAPI) -> AsyncIterator[None]:  # noqa: ARG001 - a hook
+    """Lifespan hook: at shutdown, let the refusals of ended streams be recorded first.
+
+    Entered after :func:`upstream_clients`, so it exits before the audit client closes;
+    waits at most :data:`STREAM_END_AUDIT_S`.
+    """
+    try:
+        yield
+    finally:
+        pending = set(_stream_end_records)
+        if pending:
+            await asyncio.wait(pending, timeout=STREAM_END_AUDIT_S)
 
 
 def _audit_stream_end(app: FastAPI, caller: Caller, refusal: StreamRefusal) -> asyncio.Task[None]:
