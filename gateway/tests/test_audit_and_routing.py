@@ -266,6 +266,22 @@ async def test_alert_stream_ends_when_the_callers_token_expires(gateway: Gateway
     assert (ended["rule"], ended["reason"]) == ("unauthenticated", "token expired")
 
 
+async def queued_stream_ends(gateway: Gateway, engine: AsyncEngine, officer: Any) -> int:
+    """How many denied events of the officer's stream wait in the gateway's outbox."""
+    [opened] = [e for e in gateway.audit.of() if e["subject_id"] == str(officer.id)]
+    async with engine.connect() as connection:
+        queued = await connection.scalar(
+            select(func.count())
+            .select_from(AuditOutbox)
+            .where(
+                text("event->>'request_id' = :marker and event->>'outcome' = 'denied'").bindparams(
+                    marker=opened["request_id"]
+                )
+            )
+        )
+    return int(queued or 0)
+
+
 async def test_an_ended_stream_is_queued_durably_when_audit_is_down(
     gateway: Gateway, engine: AsyncEngine
 ) -> None:
@@ -278,18 +294,7 @@ async def test_an_ended_stream_is_queued_durably_when_audit_is_down(
         await relayed_alerts(gateway, SlowAlerts(audit_goes_down), expiring_token(gateway, officer))
     finally:
         gateway.audit.down = False
-    [opened] = [e for e in gateway.audit.of() if e["subject_id"] == str(officer.id)]
-    async with engine.connect() as connection:
-        queued = await connection.scalar(
-            select(func.count())
-            .select_from(AuditOutbox)
-            .where(
-                text("event->>'request_id' = :marker and event->>'outcome' = 'denied'").bindparams(
-                    marker=opened["request_id"]
-                )
-            )
-        )
-    assert queued == 1
+    assert await queued_stream_ends(gateway, engine, officer) == 1
     await flush_outbox(gateway.app)
     assert stream_end(gateway, officer)["reason"] == "token expired"
 
@@ -364,18 +369,7 @@ async def test_an_ended_stream_is_queued_when_the_audit_client_is_already_closed
         await asyncio.gather(*forward._stream_end_records)
     finally:
         gateway.app.state.audit = audit_client
-    [opened] = [e for e in gateway.audit.of() if e["subject_id"] == str(officer.id)]
-    async with engine.connect() as connection:
-        queued = await connection.scalar(
-            select(func.count())
-            .select_from(AuditOutbox)
-            .where(
-                text("event->>'request_id' = :marker and event->>'outcome' = 'denied'").bindparams(
-                    marker=opened["request_id"]
-                )
-            )
-        )
-    assert queued == 1
+    assert await queued_stream_ends(gateway, engine, officer) == 1
     await flush_outbox(gateway.app)
     assert stream_end(gateway, officer)["reason"] == "token expired"
 
