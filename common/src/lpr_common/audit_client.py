@@ -122,7 +122,13 @@ class AuditRefused(ServiceUnavailable):
     @property
     def permanent(self) -> bool:
         """True when sending the same records again would be refused again."""
-        return 400 <= self.answered_status < 500 and self.answered_status not in {408, 429}
+        return refused_for_good(self.answered_status)
+
+
+def refused_for_good(status: int) -> bool:
+    """Whether audit-svc's answer ``status`` refuses a resend too: a 4xx other than a
+    timeout (408) or a rate limit (429)."""
+    return 400 <= status < 500 and status not in {408, 429}
 
 
 class AuditClient:

@@ -58,6 +58,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from lpr_common.audit_client import refused_for_good
 from lpr_recognition.blobs import BlobStore
 from lpr_recognition.fusion.vote import Frame, fuse
 from lpr_recognition.reads.partitions import partition_name
@@ -817,7 +818,7 @@ class RetentionJob:
             raise ReceiptsNotRecorded(f"receipts not recorded: {type(exc).__name__}") from exc
         if response.status_code != 201:
             # A 4xx other than a timeout or a rate limit will be answered to a resend too.
-            permanent = 400 <= response.status_code < 500 and response.status_code not in (408, 429)
+            permanent = refused_for_good(response.status_code)
             raise (ReceiptsRefused if permanent else ReceiptsNotRecorded)(
                 f"receipts not recorded: audit-svc answered HTTP {response.status_code} "
                 f"{response.text[:300]}"
